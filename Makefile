@@ -1,0 +1,43 @@
+# Hearten: `make run` serves the app with demo data; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint setup dev-setup translations chromium clean
+
+$(BIN)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(BIN)/.dev: requirements-dev.txt $(BIN)/.runtime
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+translations: $(BIN)/.runtime
+	$(BIN)/python scripts/i18n.py compile
+
+setup: $(BIN)/.runtime translations
+
+dev-setup: setup $(BIN)/.dev chromium
+
+# Browser tests drive Debian's Chromium; install it when it is missing (needs root, as CI has).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: setup
+	bash scripts/run.sh
+
+lint: dev-setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/i18n.py check
+
+test: dev-setup
+	bash scripts/test.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Hearten: the application factory, the one place where the features are put together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import api, cli, db, errors, i18n, jobs, realtime, security, shell
+from app.accounts import auth
+from app.accounts import handlers as account_handlers
+from app.accounts import routes as account_routes
+from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
+from app.config import ROOT, load_config
+from app.extensions import csrf, limiter
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, overlaid with `test_config`."""
+    app = Flask(__name__, static_folder=str(ROOT / "static"), static_url_path="/static")
+    app.config.from_mapping(load_config(test_config))
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    if app.config["TRUST_PROXY_HOPS"]:
+        hops = app.config["TRUST_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    errors.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    auth.init_app(app)  # before i18n, so that the member's language is known
+    i18n.init_app(app)
+    security.init_app(app)
+    jobs.init_app(app)
+    realtime.init_app(app)
+    api.init_app(app)
+    shell.init_app(app)
+    cli.init_app(app)
+
+    app.register_blueprint(shell.bp)
+    app.register_blueprint(account_routes.bp)
+    app.register_blueprint(account_routes.api)
+
+    bus = db.get_db(app).bus
+    account_handlers.register(bus)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts and cohorts: members, coaches and admins, invites, sessions and reset links."""

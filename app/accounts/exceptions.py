@@ -1,0 +1,51 @@
+"""What can go wrong with accounts, cohorts, invites and sessions, in words for the member."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+
+class InviteNotUsable(DomainError):
+    """The invite is unknown, expired, used up or revoked."""
+
+    status, code = 400, "invite_not_usable"
+    default_message = _l(
+        "That invite code does not work. Please check it, or ask your coach for a new one.")
+
+
+class InviteExpired(InviteNotUsable):
+    code = "invite_expired"
+    default_message = _l("That invite has expired. Please ask your coach for a new one.")
+
+
+class InviteUsedUp(InviteNotUsable):
+    code = "invite_used_up"
+    default_message = _l("That invite has been used as often as it allows. "
+                         "Please ask your coach for a new one.")
+
+
+class DisplayNameTaken(Conflict):
+    code = "display_name_taken"
+    default_message = _l("Someone already uses that name. Please pick another one.")
+
+    def __init__(self, message: Any = None) -> None:
+        super().__init__(message, field="display_name")
+
+
+class InvalidCredentials(DomainError):
+    status, code = 401, "invalid_credentials"
+    default_message = _l("That name and password do not match. Please try again.")
+
+
+class ResetLinkNotUsable(DomainError):
+    status, code = 400, "reset_link_not_usable"
+    default_message = _l("This link has already been used or has expired. "
+                         "Please ask your coach for a new one.")
+
+
+__all__ = ["Conflict", "DisplayNameTaken", "Forbidden", "InvalidCredentials", "InvalidInput",
+           "InviteExpired", "InviteNotUsable", "InviteUsedUp", "NotFound", "ResetLinkNotUsable"]

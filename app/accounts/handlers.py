@@ -1,0 +1,22 @@
+"""What accounts do when events arrive: tell coaches about new members, close ended sessions."""
+
+from __future__ import annotations
+
+from app.accounts.events import MemberJoined, SessionsEnded
+from app.events import EventBus
+from app.realtime import close_session_sockets, emit_to_coaches
+
+
+def on_member_joined(event: MemberJoined) -> None:
+    emit_to_coaches(event.cohort_id, "member_joined",
+                    {"user_id": event.user_id, "display_name": event.display_name})
+
+
+def on_sessions_ended(event: SessionsEnded) -> None:
+    for session_id in event.session_ids:
+        close_session_sockets(session_id)
+
+
+def register(bus: EventBus) -> None:
+    bus.after_commit(MemberJoined, on_member_joined)
+    bus.after_commit(SessionsEnded, on_sessions_ended)

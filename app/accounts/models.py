@@ -1,0 +1,180 @@
+"""Accounts and cohorts: members, coaches and admins, peer groups, invites, sessions, reset links."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    MEMBER = "member"
+    COACH = "coach"
+    ADMIN = "admin"
+
+
+class CohortRole(enum.StrEnum):
+    MEMBER = "member"
+    COACH = "coach"
+
+
+def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Column[int]:
+    """An integer foreign key whose rows go when the row it points to goes."""
+    return Column(Integer, ForeignKey(target, ondelete="CASCADE"), nullable=nullable, index=index)
+
+
+def _when(*, nullable: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class User(SQLModel, table=True):
+    """Anyone who signs in. Known to peers only by a pseudonymous display name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(max_length=30)
+    # Case- and width-folded form of the display name, so "Sunny" and "SUNNY" cannot both exist.
+    name_key: str = Field(max_length=30, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(default=Role.MEMBER, max_length=10)
+    timezone: str = Field(default="UTC", max_length=64)
+    language: str = Field(default="en", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    password_changed_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Cohort(SQLModel, table=True):
+    """A peer group run by one or more coaches."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class CohortMembership(SQLModel, table=True):
+    """Who belongs to a cohort, as a member or as one of its coaches."""
+
+    __table_args__ = (UniqueConstraint("cohort_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(sa_column=_fk("cohort.id"))
+    user_id: int = Field(sa_column=_fk("user.id"))
+    role: str = Field(default=CohortRole.MEMBER, max_length=10)
+    joined_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Invite(SQLModel, table=True):
+    """A code (and link) that lets new members join a cohort, until it expires or runs out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(sa_column=_fk("cohort.id"))
+    code: str = Field(max_length=16, unique=True, index=True)
+    created_by_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    expires_at: datetime = Field(sa_column=_when())
+    max_uses: int = Field(default=25)
+    uses: int = Field(default=0)
+    revoked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in device. The cookie holds a random token; only its hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(sa_column=_fk("user.id"))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    device: str = Field(default="", max_length=80)
+
+
+class ResetToken(SQLModel, table=True):
+    """A one-time link, issued by a coach or admin, to choose a new password."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(sa_column=_fk("user.id"))
+    created_by_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    expires_at: datetime = Field(sa_column=_when())
+    used_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+# --- What crosses the wire (the API validates requests and documents itself with these) ---
+
+
+class JoinRequest(SQLModel):
+    code: str = Field(max_length=32, description="The invite code from a coach.")
+    display_name: str = Field(max_length=60, description="A pseudonym, never a real name or email.")
+    password: str = Field(max_length=256)
+    timezone: str = Field(default="UTC", max_length=64, description="An IANA zone, e.g. Europe/Madrid.")
+    language: str = Field(default="en", max_length=8, description="en or es.")
+
+
+class LoginRequest(SQLModel):
+    display_name: str = Field(max_length=60)
+    password: str = Field(max_length=256)
+
+
+class PasswordResetRequest(SQLModel):
+    password: str = Field(max_length=256)
+
+
+class UserPublic(SQLModel):
+    id: int
+    display_name: str
+    role: str
+    timezone: str
+    language: str
+
+
+class CohortCreate(SQLModel):
+    name: str = Field(max_length=200)
+
+
+class CohortPublic(SQLModel):
+    id: int
+    name: str
+    member_count: int
+
+
+class MemberPublic(SQLModel):
+    id: int
+    display_name: str
+    joined_at: datetime
+
+
+class InviteCreate(SQLModel):
+    days: int = Field(default=14, description="Days until the invite expires (1 to 90).")
+    max_uses: int = Field(default=25, description="How many people may join with it (1 to 500).")
+
+
+class InvitePublic(SQLModel):
+    id: int
+    cohort_id: int
+    code: str
+    link: str
+    expires_at: datetime
+    max_uses: int
+    uses: int
+    revoked: bool
+
+
+class SessionPublic(SQLModel):
+    id: int
+    device: str
+    created_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+class ResetLinkPublic(SQLModel):
+    link: str
+    expires_at: datetime

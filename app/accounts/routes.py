@@ -1,0 +1,458 @@
+"""Pages and API for joining, signing in, sessions, cohorts, invites and reset links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.accounts import auth, services
+from app.accounts.models import (
+    CohortCreate,
+    CohortPublic,
+    CohortRole,
+    InviteCreate,
+    InvitePublic,
+    JoinRequest,
+    LoginRequest,
+    MemberPublic,
+    ResetLinkPublic,
+    Role,
+    SessionPublic,
+    User,
+    UserPublic,
+)
+from app.api import ApiBlueprint
+from app.db import get_session, utcnow
+from app.errors import DomainError
+from app.extensions import limiter
+
+bp = Blueprint("accounts", __name__, template_folder="templates")
+api = ApiBlueprint("accounts_api", __name__, tag="accounts")
+STAFF = (Role.COACH, Role.ADMIN)
+
+
+def _account_key() -> str:
+    """Throttle sign-in attempts per account as well as per address."""
+    name: Any = request.form.get("display_name")
+    if name is None and request.is_json:
+        data = request.get_json(silent=True)
+        name = data.get("display_name") if isinstance(data, dict) else None
+    return "account:" + services.name_key(str(name or ""))
+
+
+def _ip_limit() -> str:
+    return str(current_app.config["LOGIN_LIMIT_PER_IP"])
+
+
+def _account_limit() -> str:
+    return str(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
+
+
+throttled = [limiter.limit(_ip_limit, methods=["POST"]),
+             limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])]
+
+
+def throttle(view: Any) -> Any:
+    for decorate in throttled:
+        view = decorate(view)
+    return view
+
+
+def _home_for(user: User) -> str:
+    return url_for("accounts.coach_home") if user.role in STAFF else url_for("shell.member_home")
+
+
+def _safe_next(default: str) -> str:
+    target = request.args.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def invite_link(code: str) -> str:
+    base = current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
+    return f"{base}{url_for('accounts.join_form', code=code)}"
+
+
+def _invite_public(invite: Any) -> InvitePublic:
+    return InvitePublic(id=invite.id, cohort_id=invite.cohort_id,
+                        code=services.format_code(invite.code), link=invite_link(invite.code),
+                        expires_at=invite.expires_at, max_uses=invite.max_uses, uses=invite.uses,
+                        revoked=invite.revoked_at is not None)
+
+
+# --- pages: joining and signing in ---
+
+
+@bp.get("/join")
+def join_start() -> str | BaseResponse:
+    code = request.args.get("code", "").strip()
+    if code:
+        return redirect(url_for("accounts.join_form", code=services.normalise_code(code)))
+    return render_template("accounts/join_start.html")
+
+
+def _render_join(code: str, form: dict[str, str], error: DomainError | None = None,
+                 status: int = 200) -> tuple[str, int]:
+    invite = cohort_name = None
+    try:
+        invite = services.find_invite(get_session(), code=code, now=utcnow())
+        cohort = get_session().get(services.Cohort, invite.cohort_id)
+        cohort_name = cohort.name if cohort else None
+    except services.InviteNotUsable as exc:
+        error, status = exc, exc.status
+    return render_template("accounts/join.html", code=services.format_code(code),
+                           invite=invite, cohort_name=cohort_name, form=form, error=error,
+                           timezones=sorted(services._timezones())), status
+
+
+@bp.get("/join/<code>")
+def join_form(code: str) -> tuple[str, int]:
+    return _render_join(code, {"language": session.get("lang", "en")})
+
+
+@bp.post("/join/<code>")
+@limiter.limit(_ip_limit)
+def join_submit(code: str) -> Any:
+    form = {key: request.form.get(key, "") for key in ("display_name", "timezone", "language")}
+    db_session = get_session()
+    try:
+        user = services.join_with_invite(
+            db_session, code=code, display_name=form["display_name"],
+            password=request.form.get("password", ""), timezone=form["timezone"] or "UTC",
+            language=form["language"] or "en", now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _render_join(code, form, exc, exc.status)
+    auth.login(user)
+    flash(_("Welcome, %(name)s. We are glad you are here.", name=user.display_name))
+    return redirect(url_for("shell.member_home"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@throttle
+def login() -> Any:
+    if request.method != "POST":
+        if auth.current_user():
+            return redirect(_home_for(auth.require_user()))
+        return render_template("accounts/login.html", form={})
+    name = request.form.get("display_name", "")
+    db_session = get_session()
+    try:
+        user = services.authenticate(db_session, display_name=name,
+                                     password=request.form.get("password", ""))
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return render_template("accounts/login.html", form={"display_name": name},
+                               error=exc), exc.status
+    auth.login(user)
+    return redirect(_safe_next(_home_for(user)))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    auth.logout()
+    flash(_("You are signed out. Take care."))
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
+def reset(token: str) -> Any:
+    db_session = get_session()
+    if request.method != "POST":
+        try:
+            services.find_reset_token(db_session, token=token, now=utcnow())
+        except DomainError as exc:
+            return render_template("accounts/reset.html", error=exc, usable=False), exc.status
+        return render_template("accounts/reset.html", usable=True)
+    try:
+        user = services.reset_password(db_session, token=token,
+                                       password=request.form.get("password", ""), now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        usable = exc.field == "password"
+        return render_template("accounts/reset.html", error=exc, usable=usable), exc.status
+    auth.login(user)
+    flash(_("Your new password is set."))
+    return redirect(_home_for(user))
+
+
+# --- pages: signed-in devices ---
+
+
+@bp.get("/settings/sessions")
+@auth.login_required
+def sessions_page() -> str:
+    user = auth.require_user()
+    rows = services.list_sessions(get_session(), user=user)
+    return render_template("accounts/sessions.html", sessions=rows,
+                           current_id=auth.g.user_session.id)
+
+
+@bp.post("/settings/sessions/<int:session_id>/end")
+@auth.login_required
+def end_session_page(session_id: int) -> BaseResponse:
+    user = auth.require_user()
+    db_session = get_session()
+    services.end_session(db_session, user=user, session_id=session_id)
+    db_session.commit()
+    if session_id == auth.g.user_session.id:
+        session.clear()
+        return redirect(url_for("accounts.login"))
+    flash(_("That device is signed out."))
+    return redirect(url_for("accounts.sessions_page"))
+
+
+@bp.post("/settings/sessions/end-others")
+@auth.login_required
+def end_other_sessions() -> BaseResponse:
+    user = auth.require_user()
+    db_session = get_session()
+    services.end_all_sessions(db_session, user=user, except_id=auth.g.user_session.id)
+    db_session.commit()
+    flash(_("Every other device is signed out."))
+    return redirect(url_for("accounts.sessions_page"))
+
+
+# --- pages: coach home (cohorts, invites, members, reset links) ---
+
+
+def _coach_view(**extra: Any) -> str:
+    coach = auth.require_user()
+    db_session = get_session()
+    cohorts = services.cohorts_of(db_session, user=coach, role=CohortRole.COACH)
+    groups = [{"cohort": cohort,
+               "members": services.members_of(db_session, cohort_id=cohort.id or 0),
+               "invites": [_invite_public(i) for i in
+                           services.invites_of(db_session, cohort_id=cohort.id or 0)]}
+              for cohort in cohorts]
+    return render_template("accounts/coach_home.html", groups=groups, now=utcnow(), **extra)
+
+
+@bp.get("/coach")
+@auth.roles_required(*STAFF)
+def coach_home() -> str:
+    return _coach_view()
+
+
+@bp.post("/coach/cohorts")
+@auth.roles_required(*STAFF)
+def create_cohort_page() -> Any:
+    db_session = get_session()
+    try:
+        cohort = services.create_cohort(db_session, coach=auth.require_user(),
+                                        name=request.form.get("name", ""))
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _coach_view(error=exc), exc.status
+    flash(_("The group “%(name)s” is ready. Create an invite to bring people in.",
+            name=cohort.name))
+    return redirect(url_for("accounts.coach_home"))
+
+
+def _form_int(name: str, default: int) -> int:
+    raw = request.form.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return -1  # out of range on purpose: the service explains the allowed range
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/invites")
+@auth.roles_required(*STAFF)
+def create_invite_page(cohort_id: int) -> Any:
+    db_session = get_session()
+    try:
+        invite = services.create_invite(
+            db_session, coach=auth.require_user(), cohort_id=cohort_id,
+            days=_form_int("days", current_app.config["INVITE_DAYS"]),
+            max_uses=_form_int("max_uses", current_app.config["INVITE_MAX_USES"]), now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _coach_view(error=exc), exc.status
+    flash(_("New invite code: %(code)s", code=services.format_code(invite.code)))
+    return redirect(url_for("accounts.coach_home"))
+
+
+@bp.post("/coach/invites/<int:invite_id>/revoke")
+@auth.roles_required(*STAFF)
+def revoke_invite_page(invite_id: int) -> BaseResponse:
+    db_session = get_session()
+    services.revoke_invite(db_session, coach=auth.require_user(), invite_id=invite_id,
+                           now=utcnow())
+    db_session.commit()
+    flash(_("The invite no longer works."))
+    return redirect(url_for("accounts.coach_home"))
+
+
+@bp.post("/coach/members/<int:member_id>/reset-link")
+@auth.roles_required(*STAFF)
+def reset_link_page(member_id: int) -> str:
+    db_session = get_session()
+    reset_row, token = services.issue_reset_link(
+        db_session, staff=auth.require_user(), member_id=member_id, now=utcnow(),
+        hours=current_app.config["RESET_LINK_HOURS"])
+    member = services.get_user(db_session, member_id)
+    db_session.commit()
+    return render_template("accounts/reset_link.html", member=member,
+                           link=url_for("accounts.reset", token=token, _external=True),
+                           expires_at=reset_row.expires_at)
+
+
+# --- JSON API ---
+
+
+@api.operation("GET", "/csrf-token", summary="A CSRF token for the X-CSRFToken header.",
+               auth=False)
+def csrf_token() -> Response:
+    response: Response = current_app.json.response({"csrf_token": generate_csrf()})
+    return response
+
+
+@api.operation("POST", "/join", summary="Join a cohort with an invite code (signs in).",
+               body=JoinRequest, response=UserPublic, status=201, auth=False)
+@limiter.limit(_ip_limit)
+def api_join(body: JoinRequest) -> User:
+    db_session = get_session()
+    user = services.join_with_invite(
+        db_session, code=body.code, display_name=body.display_name, password=body.password,
+        timezone=body.timezone, language=body.language, now=utcnow())
+    db_session.commit()
+    auth.login(user)
+    return user
+
+
+@api.operation("POST", "/login", summary="Sign in.", body=LoginRequest, response=UserPublic,
+               auth=False)
+@throttle
+def api_login(body: LoginRequest) -> User:
+    db_session = get_session()
+    user = services.authenticate(db_session, display_name=body.display_name,
+                                 password=body.password)
+    db_session.commit()
+    auth.login(user)
+    return user
+
+
+@api.operation("POST", "/logout", summary="Sign this device out.")
+@auth.login_required
+def api_logout() -> None:
+    auth.logout()
+
+
+@api.operation("GET", "/me", summary="The signed-in account.", response=UserPublic)
+@auth.login_required
+def api_me() -> User:
+    return auth.require_user()
+
+
+@api.operation("GET", "/sessions", summary="The devices signed in to this account.",
+               response=SessionPublic, many=True)
+@auth.login_required
+def api_sessions() -> list[SessionPublic]:
+    current_id = auth.g.user_session.id
+    return [SessionPublic(id=row.id or 0, device=row.device, created_at=row.created_at,
+                          last_seen_at=row.last_seen_at, current=row.id == current_id)
+            for row in services.list_sessions(get_session(), user=auth.require_user())]
+
+
+@api.operation("DELETE", "/sessions/<int:session_id>", summary="Sign one device out.")
+@auth.login_required
+def api_end_session(session_id: int) -> None:
+    db_session = get_session()
+    services.end_session(db_session, user=auth.require_user(), session_id=session_id)
+    db_session.commit()
+
+
+@api.operation("GET", "/cohorts", summary="The cohorts I belong to or coach.",
+               response=CohortPublic, many=True)
+@auth.login_required
+def api_cohorts() -> list[CohortPublic]:
+    user = auth.require_user()
+    db_session = get_session()
+    cohorts = services.cohorts_of(db_session, user=user)
+    counts = services.member_counts(db_session, [c.id for c in cohorts if c.id is not None])
+    return [CohortPublic(id=c.id or 0, name=c.name, member_count=counts.get(c.id or 0, 0))
+            for c in cohorts]
+
+
+@api.operation("POST", "/cohorts", summary="Create a cohort (coaches).", body=CohortCreate,
+               response=CohortPublic, status=201)
+@auth.roles_required(*STAFF)
+def api_create_cohort(body: CohortCreate) -> CohortPublic:
+    db_session = get_session()
+    cohort = services.create_cohort(db_session, coach=auth.require_user(), name=body.name)
+    db_session.commit()
+    return CohortPublic(id=cohort.id or 0, name=cohort.name, member_count=0)
+
+
+@api.operation("GET", "/cohorts/<int:cohort_id>/members", summary="A cohort's members (coaches).",
+               response=MemberPublic, many=True)
+@auth.roles_required(*STAFF)
+def api_cohort_members(cohort_id: int) -> list[MemberPublic]:
+    db_session = get_session()
+    services.get_cohort_for_coach(db_session, coach=auth.require_user(), cohort_id=cohort_id)
+    return [MemberPublic(id=user.id or 0, display_name=user.display_name,
+                         joined_at=membership.joined_at)
+            for user, membership in services.members_of(db_session, cohort_id=cohort_id)]
+
+
+@api.operation("GET", "/cohorts/<int:cohort_id>/invites", summary="A cohort's invites (coaches).",
+               response=InvitePublic, many=True)
+@auth.roles_required(*STAFF)
+def api_invites(cohort_id: int) -> list[InvitePublic]:
+    db_session = get_session()
+    services.get_cohort_for_coach(db_session, coach=auth.require_user(), cohort_id=cohort_id)
+    return [_invite_public(i) for i in services.invites_of(db_session, cohort_id=cohort_id)]
+
+
+@api.operation("POST", "/cohorts/<int:cohort_id>/invites", summary="Create an invite (coaches).",
+               body=InviteCreate, response=InvitePublic, status=201)
+@auth.roles_required(*STAFF)
+def api_create_invite(cohort_id: int, body: InviteCreate) -> InvitePublic:
+    db_session = get_session()
+    invite = services.create_invite(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                                    days=body.days, max_uses=body.max_uses, now=utcnow())
+    db_session.commit()
+    return _invite_public(invite)
+
+
+@api.operation("DELETE", "/invites/<int:invite_id>", summary="Revoke an invite (coaches).")
+@auth.roles_required(*STAFF)
+def api_revoke_invite(invite_id: int) -> None:
+    db_session = get_session()
+    services.revoke_invite(db_session, coach=auth.require_user(), invite_id=invite_id,
+                           now=utcnow())
+    db_session.commit()
+
+
+@api.operation("POST", "/members/<int:member_id>/reset-link",
+               summary="A one-time password reset link for a member (coaches, admins).",
+               response=ResetLinkPublic, status=201)
+@auth.roles_required(*STAFF)
+def api_reset_link(member_id: int) -> ResetLinkPublic:
+    db_session = get_session()
+    reset_row, token = services.issue_reset_link(
+        db_session, staff=auth.require_user(), member_id=member_id, now=utcnow(),
+        hours=current_app.config["RESET_LINK_HOURS"])
+    db_session.commit()
+    return ResetLinkPublic(link=url_for("accounts.reset", token=token, _external=True),
+                           expires_at=reset_row.expires_at)

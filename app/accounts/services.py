@@ -1,0 +1,430 @@
+"""Account and cohort services: plain functions over a session, free of Flask's request globals."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import available_timezones
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.accounts import passwords
+from app.accounts.events import MemberJoined, SessionsEnded
+from app.accounts.exceptions import (
+    DisplayNameTaken,
+    Forbidden,
+    InvalidCredentials,
+    InvalidInput,
+    InviteExpired,
+    InviteNotUsable,
+    InviteUsedUp,
+    NotFound,
+    ResetLinkNotUsable,
+)
+from app.accounts.models import (
+    Cohort,
+    CohortMembership,
+    CohortRole,
+    Invite,
+    ResetToken,
+    Role,
+    User,
+    UserSession,
+)
+from app.events import record
+
+LANGUAGES = ("en", "es")
+INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: easy to read aloud
+_NAME_RE = re.compile(r"^[\w][\w .'-]*[\w.]$|^[\w]$")
+_EMAIL_LIKE = re.compile(r"@|\.(com|org|net|edu|gov)\b", re.IGNORECASE)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- display names, timezones, languages ---
+
+
+def normalise_display_name(raw: str) -> str:
+    """Tidy a display name: NFKC, inner runs of spaces collapsed, ends trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", raw).split())
+
+
+def name_key(display_name: str) -> str:
+    return normalise_display_name(display_name).casefold()
+
+
+def check_display_name(raw: str) -> str:
+    """Return the tidied display name, or raise with a message saying what to change."""
+    name = normalise_display_name(raw)
+    if not 3 <= len(name) <= 30:
+        raise InvalidInput(_l("Please pick a name of 3 to 30 characters."), field="display_name")
+    if _EMAIL_LIKE.search(name):
+        raise InvalidInput(_l("Please pick a nickname rather than an email address, so that you "
+                              "stay private."), field="display_name")
+    if not _NAME_RE.match(name) or "__" in name:
+        raise InvalidInput(_l("Please use letters, numbers, spaces, dots, dashes or "
+                              "apostrophes only."), field="display_name")
+    return name
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(tz: str) -> str:
+    if tz not in _timezones():
+        raise InvalidInput(_l("Please choose your timezone from the list."), field="timezone")
+    return tz
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise InvalidInput(_l("Please choose English or Spanish."), field="language")
+    return language
+
+
+# --- users ---
+
+
+def create_user(session: Session, *, display_name: str, password: str, role: Role = Role.MEMBER,
+                timezone: str = "UTC", language: str = "en") -> User:
+    """Create an account after checking every rule; raise before anything is written."""
+    name = check_display_name(display_name)
+    passwords.check_password_rules(password, display_name=name)
+    user = User(display_name=name, name_key=name.casefold(), role=role,
+                password_hash=passwords.hash_password(password),
+                timezone=check_timezone(timezone), language=check_language(language))
+    if session.scalar(select(User.id).where(User.name_key == user.name_key)) is not None:  # type: ignore[arg-type]
+        raise DisplayNameTaken()
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # two people choosing the same name at the same moment
+        raise DisplayNameTaken() from exc
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    return user
+
+
+def authenticate(session: Session, *, display_name: str, password: str) -> User:
+    """The user whose name and password match, or InvalidCredentials (same time either way)."""
+    user = session.scalar(select(User).where(User.name_key == name_key(display_name)))  # type: ignore[arg-type]
+    if not passwords.verify_password(user.password_hash if user else None, password) or not user:
+        raise InvalidCredentials()
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    return user
+
+
+def set_password(session: Session, *, user: User, password: str, now: datetime) -> None:
+    """Change the password and sign every device out."""
+    passwords.check_password_rules(password, display_name=user.display_name)
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = now
+    end_all_sessions(session, user=user)
+
+
+# --- sessions ---
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a signed-in device stays signed in without use, and at most."""
+
+    idle: timedelta
+    absolute: timedelta
+    staff_idle: timedelta
+    staff_absolute: timedelta
+
+    def for_role(self, role: str) -> tuple[timedelta, timedelta]:
+        if role == Role.MEMBER:
+            return self.idle, self.absolute
+        return self.staff_idle, self.staff_absolute
+
+
+def start_session(session: Session, *, user: User, device: str, now: datetime
+                  ) -> tuple[UserSession, str]:
+    """A new signed-in device; returns the record and the secret token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    record_ = UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=now,
+                          last_seen_at=now, device=device[:80])
+    session.add(record_)
+    session.flush()
+    return record_, token
+
+
+def resolve_session(session: Session, *, token: str, now: datetime, limits: SessionLimits
+                    ) -> tuple[UserSession, User] | None:
+    """The live session and its user for `token`, or None if unknown, idle too long or too old."""
+    row = session.execute(
+        select(UserSession, User).join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
+        .where(UserSession.token_hash == _hash_token(token))  # type: ignore[arg-type]
+    ).first()
+    if row is None:
+        return None
+    user_session, user = row
+    idle, absolute = limits.for_role(user.role)
+    if now - user_session.last_seen_at > idle or now - user_session.created_at > absolute:
+        return None
+    return user_session, user
+
+
+def touch_session(session: Session, *, session_id: int, now: datetime) -> None:
+    session.execute(update(UserSession).where(UserSession.id == session_id)  # type: ignore[arg-type]
+                    .values(last_seen_at=now))
+
+
+def list_sessions(session: Session, *, user: User) -> list[UserSession]:
+    return list(session.scalars(select(UserSession).where(UserSession.user_id == user.id)  # type: ignore[arg-type]
+                                .order_by(UserSession.last_seen_at.desc())))  # type: ignore[attr-defined]
+
+
+def end_session(session: Session, *, user: User, session_id: int) -> None:
+    """Sign one of the user's own devices out."""
+    row = session.get(UserSession, session_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound(_l("That device is not signed in any more."))
+    session.delete(row)
+    record(session, SessionsEnded(user_id=row.user_id, session_ids=(session_id,)))
+
+
+def end_all_sessions(session: Session, *, user: User, except_id: int | None = None) -> None:
+    query = select(UserSession.id).where(UserSession.user_id == user.id)  # type: ignore[arg-type]
+    if except_id is not None:
+        query = query.where(UserSession.id != except_id)  # type: ignore[arg-type]
+    ids = tuple(session.scalars(query))
+    if ids:
+        session.execute(delete(UserSession).where(UserSession.id.in_(ids)))  # type: ignore[union-attr]
+        assert user.id is not None
+        record(session, SessionsEnded(user_id=user.id, session_ids=ids))
+
+
+def purge_expired_sessions(session: Session, *, now: datetime, limits: SessionLimits) -> int:
+    """Delete sessions past every timeout; returns how many went."""
+    oldest_idle = now - max(limits.idle, limits.staff_idle)
+    oldest_start = now - max(limits.absolute, limits.staff_absolute)
+    result = session.execute(delete(UserSession).where(
+        (UserSession.last_seen_at < oldest_idle) | (UserSession.created_at < oldest_start)))  # type: ignore[arg-type,operator]
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- cohorts ---
+
+
+def _require_staff(user: User) -> None:
+    if user.role not in (Role.COACH, Role.ADMIN):
+        raise Forbidden()
+
+
+def is_coach_of(session: Session, *, user: User, cohort_id: int) -> bool:
+    if user.role == Role.ADMIN:
+        return True
+    return session.scalar(select(CohortMembership.id).where(
+        CohortMembership.cohort_id == cohort_id,  # type: ignore[arg-type]
+        CohortMembership.user_id == user.id,  # type: ignore[arg-type]
+        CohortMembership.role == CohortRole.COACH)) is not None  # type: ignore[arg-type]
+
+
+def get_cohort_for_coach(session: Session, *, coach: User, cohort_id: int) -> Cohort:
+    """The cohort, if `coach` runs it (or is an admin); NotFound otherwise, so nothing leaks."""
+    cohort = session.get(Cohort, cohort_id)
+    if cohort is None or not is_coach_of(session, user=coach, cohort_id=cohort_id):
+        raise NotFound()
+    return cohort
+
+
+def create_cohort(session: Session, *, coach: User, name: str) -> Cohort:
+    _require_staff(coach)
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 80:
+        raise InvalidInput(_l("Please give the group a name of 2 to 80 characters."), field="name")
+    cohort = Cohort(name=name)
+    session.add(cohort)
+    session.flush()
+    assert cohort.id is not None and coach.id is not None
+    session.add(CohortMembership(cohort_id=cohort.id, user_id=coach.id, role=CohortRole.COACH))
+    session.flush()
+    return cohort
+
+
+def cohorts_of(session: Session, *, user: User, role: CohortRole | None = None) -> list[Cohort]:
+    """The cohorts `user` belongs to (as `role`, when given); admins see every cohort as coach."""
+    if user.role == Role.ADMIN and role != CohortRole.MEMBER:
+        return list(session.scalars(select(Cohort).order_by(Cohort.name)))  # type: ignore[arg-type]
+    query = (select(Cohort).join(CohortMembership, CohortMembership.cohort_id == Cohort.id)  # type: ignore[arg-type]
+             .where(CohortMembership.user_id == user.id))  # type: ignore[arg-type]
+    if role is not None:
+        query = query.where(CohortMembership.role == role)  # type: ignore[arg-type]
+    return list(session.scalars(query.order_by(Cohort.name)))  # type: ignore[arg-type]
+
+
+def member_counts(session: Session, cohort_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(CohortMembership.cohort_id, func.count())
+        .where(CohortMembership.cohort_id.in_(cohort_ids),  # type: ignore[attr-defined]
+               CohortMembership.role == CohortRole.MEMBER)  # type: ignore[arg-type]
+        .group_by(CohortMembership.cohort_id))  # type: ignore[arg-type]
+    return {cohort_id: count for cohort_id, count in rows}
+
+
+def members_of(session: Session, *, cohort_id: int) -> list[tuple[User, CohortMembership]]:
+    rows = session.execute(
+        select(User, CohortMembership).join(CohortMembership, CohortMembership.user_id == User.id)  # type: ignore[arg-type]
+        .where(CohortMembership.cohort_id == cohort_id,  # type: ignore[arg-type]
+               CohortMembership.role == CohortRole.MEMBER)  # type: ignore[arg-type]
+        .order_by(User.name_key))  # type: ignore[arg-type]
+    return [(user, membership) for user, membership in rows]
+
+
+def coaches_of(session: Session, *, cohort_id: int) -> list[User]:
+    return list(session.scalars(
+        select(User).join(CohortMembership, CohortMembership.user_id == User.id)
+        .where(CohortMembership.cohort_id == cohort_id, CohortMembership.role == CohortRole.COACH)
+        .order_by(CohortMembership.id)))
+
+
+def add_coach(session: Session, *, cohort: Cohort, coach: User) -> None:
+    _require_staff(coach)
+    assert cohort.id is not None and coach.id is not None
+    session.add(CohortMembership(cohort_id=cohort.id, user_id=coach.id, role=CohortRole.COACH))
+    session.flush()
+
+
+# --- invites ---
+
+
+def normalise_code(raw: str) -> str:
+    return "".join(ch for ch in raw.upper() if ch.isalnum())
+
+
+def format_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}" if len(code) == 8 else code
+
+
+def create_invite(session: Session, *, coach: User, cohort_id: int, days: int, max_uses: int,
+                  now: datetime) -> Invite:
+    """A new invite code for a cohort the coach runs."""
+    get_cohort_for_coach(session, coach=coach, cohort_id=cohort_id)
+    if not 1 <= days <= 90:
+        raise InvalidInput(_l("An invite can last from 1 to 90 days."), field="days")
+    if not 1 <= max_uses <= 500:
+        raise InvalidInput(_l("An invite can be used from 1 to 500 times."), field="max_uses")
+    code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
+    invite = Invite(cohort_id=cohort_id, code=code, created_by_id=coach.id, created_at=now,
+                    expires_at=now + timedelta(days=days), max_uses=max_uses)
+    session.add(invite)
+    session.flush()
+    return invite
+
+
+def invites_of(session: Session, *, cohort_id: int) -> list[Invite]:
+    return list(session.scalars(select(Invite).where(Invite.cohort_id == cohort_id)  # type: ignore[arg-type]
+                                .order_by(Invite.created_at.desc())))  # type: ignore[attr-defined]
+
+
+def revoke_invite(session: Session, *, coach: User, invite_id: int, now: datetime) -> Invite:
+    invite = session.get(Invite, invite_id)
+    if invite is None or not is_coach_of(session, user=coach, cohort_id=invite.cohort_id):
+        raise NotFound()
+    if invite.revoked_at is None:
+        invite.revoked_at = now
+    return invite
+
+
+def find_invite(session: Session, *, code: str, now: datetime) -> Invite:
+    """The invite for `code` if it can still be used; otherwise say why not."""
+    invite = session.scalar(select(Invite).where(Invite.code == normalise_code(code)))  # type: ignore[arg-type]
+    if invite is None or invite.revoked_at is not None:
+        raise InviteNotUsable(field="code")
+    if invite.expires_at <= now:
+        raise InviteExpired(field="code")
+    if invite.uses >= invite.max_uses:
+        raise InviteUsedUp(field="code")
+    return invite
+
+
+def join_with_invite(session: Session, *, code: str, display_name: str, password: str,
+                     timezone: str, language: str, now: datetime) -> User:
+    """Create a member and add them to the invite's cohort, all or nothing."""
+    invite = find_invite(session, code=code, now=now)
+    user = create_user(session, display_name=display_name, password=password,
+                       timezone=timezone, language=language)
+    # Count the use atomically, so that two people racing for the last place cannot both join.
+    claimed = session.execute(
+        update(Invite).where(Invite.id == invite.id, Invite.uses < Invite.max_uses,  # type: ignore[arg-type]
+                             Invite.revoked_at.is_(None))  # type: ignore[union-attr]
+        .values(uses=Invite.uses + 1))
+    if not getattr(claimed, "rowcount", 0):
+        raise InviteUsedUp(field="code")
+    assert user.id is not None
+    session.add(CohortMembership(cohort_id=invite.cohort_id, user_id=user.id, joined_at=now))
+    session.flush()
+    record(session, MemberJoined(user_id=user.id, cohort_id=invite.cohort_id,
+                                 display_name=user.display_name))
+    return user
+
+
+# --- password reset links ---
+
+
+def issue_reset_link(session: Session, *, staff: User, member_id: int, now: datetime,
+                     hours: int) -> tuple[ResetToken, str]:
+    """A one-time reset token for a member of a cohort `staff` runs (admins: anyone)."""
+    _require_staff(staff)
+    member = session.get(User, member_id)
+    if member is None:
+        raise NotFound()
+    if staff.role != Role.ADMIN:
+        shared = session.scalar(
+            select(CohortMembership.id)
+            .where(CohortMembership.user_id == member.id,  # type: ignore[arg-type]
+                   CohortMembership.role == CohortRole.MEMBER,  # type: ignore[arg-type]
+                   CohortMembership.cohort_id.in_(  # type: ignore[attr-defined]
+                       select(CohortMembership.cohort_id).where(
+                           CohortMembership.user_id == staff.id,  # type: ignore[arg-type]
+                           CohortMembership.role == CohortRole.COACH))))  # type: ignore[arg-type]
+        if shared is None:
+            raise NotFound()
+    token = secrets.token_urlsafe(32)
+    reset = ResetToken(token_hash=_hash_token(token), user_id=member.id, created_by_id=staff.id,
+                       created_at=now, expires_at=now + timedelta(hours=hours))
+    session.add(reset)
+    session.flush()
+    return reset, token
+
+
+def find_reset_token(session: Session, *, token: str, now: datetime) -> ResetToken:
+    reset = session.scalar(select(ResetToken).where(ResetToken.token_hash == _hash_token(token)))  # type: ignore[arg-type]
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
+        raise ResetLinkNotUsable()
+    return reset
+
+
+def reset_password(session: Session, *, token: str, password: str, now: datetime) -> User:
+    """Use a reset link once: set the new password and sign every device out."""
+    reset = find_reset_token(session, token=token, now=now)
+    user = get_user(session, reset.user_id)
+    set_password(session, user=user, password=password, now=now)
+    claimed = session.execute(update(ResetToken).where(
+        ResetToken.id == reset.id, ResetToken.used_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .values(used_at=now))
+    if not getattr(claimed, "rowcount", 0):
+        raise ResetLinkNotUsable()
+    return user

@@ -1,0 +1,161 @@
+"""Command-line set-up: `flask db`, `flask accounts`, `flask cohorts`, `flask demo`.
+
+So that a deployment (or an outside test) can set itself up without the demo data.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app, url_for
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from app import migrate
+from app.accounts import services
+from app.accounts.models import Cohort, Role, User
+from app.db import get_db, utcnow
+from app.demo import demo_sign_ins, seed_demo
+from app.errors import DomainError
+
+db_cli = AppGroup("db", help="Database migrations.")
+accounts_cli = AppGroup("accounts", help="Admin and coach accounts.")
+cohorts_cli = AppGroup("cohorts", help="Cohorts (peer groups) and invites.")
+demo_cli = AppGroup("demo", help="Demo data for trying Hearten out.")
+
+password_option = click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True,
+    envvar="HEARTEN_PASSWORD", help="The password (or set HEARTEN_PASSWORD).")
+
+
+def _fail(exc: DomainError) -> None:
+    raise click.ClickException(str(exc.message))
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    click.echo("Database is up to date.")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree."""
+    migrate.check(current_app.config["DATABASE_URL"])
+    click.echo("Models and migrations agree.")
+
+
+def _create(name: str, password: str, role: Role) -> User:
+    try:
+        with get_db().transaction() as session:
+            return services.create_user(session, display_name=name, password=password, role=role)
+    except DomainError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail raises
+
+
+@accounts_cli.command("create-admin")
+@click.option("--name", default="admin", show_default=True)
+@password_option
+def create_admin(name: str, password: str) -> None:
+    """Create an admin account."""
+    user = _create(name, password, Role.ADMIN)
+    click.echo(f"Admin {user.display_name} created.")
+
+
+@accounts_cli.command("create-coach")
+@click.argument("name")
+@password_option
+def create_coach(name: str, password: str) -> None:
+    """Create a coach account called NAME."""
+    user = _create(name, password, Role.COACH)
+    click.echo(f"Coach {user.display_name} created.")
+
+
+def _find_user(session: object, name: str) -> User:
+    user = session.scalar(select(User).where(User.name_key == services.name_key(name)))  # type: ignore[attr-defined,arg-type]
+    if user is None:
+        raise click.ClickException(f"No account is called {name!r}.")
+    return user  # type: ignore[no-any-return]
+
+
+@accounts_cli.command("reset-link")
+@click.argument("name")
+def reset_link(name: str) -> None:
+    """Print a one-time password reset link for NAME (issued by the first admin)."""
+    with get_db().transaction() as session:
+        member = _find_user(session, name)
+        admin = session.scalar(select(User).where(User.role == Role.ADMIN).order_by(User.id))  # type: ignore[arg-type]
+        if admin is None:
+            raise click.ClickException("Create an admin first: flask accounts create-admin")
+        _, token = services.issue_reset_link(session, staff=admin, member_id=member.id or 0,
+                                             now=utcnow(),
+                                             hours=current_app.config["RESET_LINK_HOURS"])
+    with current_app.test_request_context(base_url=_base_url()):
+        click.echo(url_for("accounts.reset", token=token, _external=True))
+
+
+def _base_url() -> str:
+    return str(current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:8000")
+
+
+@cohorts_cli.command("create")
+@click.argument("name")
+@click.option("--coach", "coach_name", required=True, help="The coach's display name.")
+def create_cohort(name: str, coach_name: str) -> None:
+    """Create a cohort called NAME, run by --coach."""
+    try:
+        with get_db().transaction() as session:
+            coach = _find_user(session, coach_name)
+            cohort = services.create_cohort(session, coach=coach, name=name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Cohort {cohort.name} created (id {cohort.id}).")
+
+
+@cohorts_cli.command("invite")
+@click.argument("cohort_name")
+@click.option("--days", default=14, show_default=True)
+@click.option("--uses", "max_uses", default=25, show_default=True)
+def invite(cohort_name: str, days: int, max_uses: int) -> None:
+    """Print a new invite code and link for COHORT_NAME."""
+    try:
+        with get_db().transaction() as session:
+            cohort = session.scalar(select(Cohort).where(
+                func.lower(Cohort.name) == cohort_name.lower()))  # type: ignore[arg-type]
+            if cohort is None:
+                raise click.ClickException(f"No cohort is called {cohort_name!r}.")
+            coach = services.coaches_of(session, cohort_id=cohort.id or 0)
+            if not coach:
+                raise click.ClickException(f"Cohort {cohort.name!r} has no coach.")
+            created = services.create_invite(session, coach=coach[0], cohort_id=cohort.id or 0,
+                                             days=days, max_uses=max_uses, now=utcnow())
+    except DomainError as exc:
+        _fail(exc)
+    with current_app.test_request_context(base_url=_base_url()):
+        link = url_for("accounts.join_form", code=created.code, _external=True)
+    click.echo(f"Code: {services.format_code(created.code)}")
+    click.echo(f"Link: {link}")
+
+
+@demo_cli.command("seed")
+def seed() -> None:
+    """Create a demo cohort with a coach and members (only into an empty database)."""
+    if current_app.config["APP_ENV"] == "production":
+        raise click.ClickException("Demo data is never created in production.")
+    with get_db().transaction() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            sign_ins = demo_sign_ins(session, now=utcnow())
+            if not sign_ins:
+                click.echo("The database already has accounts; no demo data added.")
+                return
+        else:
+            sign_ins = seed_demo(session, now=utcnow())
+    click.echo("Demo sign-ins (nickname / password):")
+    for role, name, password in sign_ins:
+        click.echo(f"  {role:<7} {name} / {password}")
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, accounts_cli, cohorts_cli, demo_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,95 @@
+"""Configuration read from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable app."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from exc
+
+
+def _secret_key(app_env: str, instance: Path) -> str:
+    """Use SECRET_KEY; outside production, generate one once into instance/."""
+    key = os.environ.get("SECRET_KEY", "")
+    if key:
+        return key
+    if app_env == "production":
+        raise ConfigError(
+            "SECRET_KEY is not set. In production Hearten needs a long random SECRET_KEY in the "
+            "environment (for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+        )
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app's settings from the environment, then apply `overrides`."""
+    load_dotenv(ROOT / ".env", override=False)
+    overrides = dict(overrides or {})
+    app_env = str(overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development"))
+    if app_env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}.")
+    instance = Path(overrides.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH", INSTANCE))
+    production = app_env == "production"
+    redis_url = os.environ.get("REDIS_URL") or None
+    config: dict[str, Any] = {
+        "APP_ENV": app_env,
+        "INSTANCE_PATH": str(instance),
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'hearten.db'}",
+        "REDIS_URL": redis_url,
+        "JOBS_IMMEDIATE": os.environ.get("JOBS_IMMEDIATE", "") == "1",
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        # Members stay signed in on their own phone for a while; staff, who see others' data, less.
+        "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 7 * 24 * 60),
+        "SESSION_ABSOLUTE_HOURS": _int("SESSION_ABSOLUTE_HOURS", 30 * 24),
+        "STAFF_SESSION_IDLE_MINUTES": _int("STAFF_SESSION_IDLE_MINUTES", 60),
+        "STAFF_SESSION_ABSOLUTE_HOURS": _int("STAFF_SESSION_ABSOLUTE_HOURS", 12),
+        "INVITE_DAYS": _int("INVITE_DAYS", 14),
+        "INVITE_MAX_USES": _int("INVITE_MAX_USES", 25),
+        "RESET_LINK_HOURS": _int("RESET_LINK_HOURS", 24),
+        "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "25 per 5 minutes"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL", ""),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "LANGUAGES": ("en", "es"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "SESSION_COOKIE_NAME": "__Host-hearten" if production else "hearten",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS", 0),
+    }
+    config.update(overrides)
+    config["TESTING"] = bool(config.get("TESTING")) or app_env == "testing"
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _secret_key(app_env, instance)
+    return config

@@ -1,0 +1,54 @@
+"""Demo data for `make run`: one coach, one cohort, a few members, an open invite."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.accounts import services
+from app.accounts.models import CohortMembership, Invite, Role, User
+
+COACH = ("Coach Rosa", "hearten-demo-coach")
+ADMIN = ("Admin Ana", "hearten-demo-admin")
+MEMBERS = (
+    ("Sunny River", "hearten-demo-member", "America/New_York", "en"),
+    ("Quiet Oak", "hearten-demo-member", "Europe/Madrid", "es"),
+    ("Blue Heron", "hearten-demo-member", "America/Los_Angeles", "en"),
+)
+
+
+def seed_demo(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
+    """Create the demo accounts; returns (role, name, password) for each sign-in."""
+    services.create_user(session, display_name=ADMIN[0], password=ADMIN[1], role=Role.ADMIN)
+    coach = services.create_user(session, display_name=COACH[0], password=COACH[1],
+                                 role=Role.COACH, timezone="America/New_York")
+    cohort = services.create_cohort(session, coach=coach, name="Morning Walkers")
+    assert cohort.id is not None
+    for name, password, timezone, language in MEMBERS:
+        member = services.create_user(session, display_name=name, password=password,
+                                      timezone=timezone, language=language)
+        assert member.id is not None
+        session.add(CohortMembership(cohort_id=cohort.id, user_id=member.id, joined_at=now))
+    services.create_invite(session, coach=coach, cohort_id=cohort.id, days=30, max_uses=50,
+                           now=now)
+    return demo_sign_ins(session, now=now)
+
+
+def demo_sign_ins(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
+    """The demo sign-ins, if the demo accounts exist, with an invite code that still works."""
+    coach = session.scalar(select(User).where(User.name_key == COACH[0].casefold()))
+    if coach is None:
+        return []
+    sign_ins = [("admin", *ADMIN), ("coach", *COACH)]
+    sign_ins += [("member", name, password) for name, password, _tz, _lang in MEMBERS]
+    cohort = services.cohorts_of(session, user=coach)[0]
+    invite = session.scalar(select(Invite).where(
+        Invite.cohort_id == cohort.id, Invite.revoked_at.is_(None), Invite.expires_at > now,
+        Invite.uses < Invite.max_uses))
+    if invite is None:
+        invite = services.create_invite(session, coach=coach, cohort_id=cohort.id or 0, days=30,
+                                        max_uses=50, now=now)
+    sign_ins.append(("invite", services.format_code(invite.code), "(a code to join as new)"))
+    return sign_ins

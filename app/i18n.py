@@ -1,0 +1,34 @@
+"""Languages: the member's own choice, else a cookie from the picker, else the browser's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g, request, session
+from flask_babel import get_locale
+
+from app.extensions import babel
+
+
+def select_locale() -> str | None:
+    languages = current_app.config["LANGUAGES"]
+    user = g.get("user")
+    if user is not None and user.language in languages:
+        return str(user.language)
+    chosen = session.get("lang")
+    if chosen in languages:
+        return str(chosen)
+    return request.accept_languages.best_match(languages) if request else None
+
+
+def select_timezone() -> str | None:
+    user = g.get("user")
+    return str(user.timezone) if user is not None else None
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+
+    @app.context_processor
+    def _inject_locale() -> dict[str, Any]:
+        return {"locale": str(get_locale() or "en"), "languages": app.config["LANGUAGES"]}

@@ -1,0 +1,157 @@
+"""The PWA shell: landing, member home, offline page, manifest, service worker, health, language."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import text
+from werkzeug.wrappers import Response as BaseResponse
+
+from app import jobs
+from app.accounts import auth, services
+from app.accounts.models import CohortRole, Role
+from app.db import get_db, get_session
+
+bp = Blueprint("shell", __name__)
+# Files the service worker keeps so that the shell and the offline page open without a network.
+SHELL_ASSETS = ("css/app.css", "js/app.js", "icons/icon-192.png", "icons/icon-512.png")
+
+
+@cache
+def _file_hash(static_folder: str, filename: str) -> str:
+    return hashlib.sha256((Path(static_folder) / filename).read_bytes()).hexdigest()[:12]
+
+
+def asset_url(filename: str) -> str:
+    """A fingerprinted static URL, cached for a year by browsers and the service worker."""
+    static = current_app.static_folder or ""
+    return url_for("static", filename=filename, v=_file_hash(static, filename))
+
+
+def shell_version(app: Flask) -> str:
+    """Changes whenever a shell file changes, so that the service worker installs a new cache."""
+    static = app.static_folder or ""
+    digest = hashlib.sha256()
+    for name in (*SHELL_ASSETS, "sw.js", "vendor/socket.io-4.8.4.esm.min.js"):
+        digest.update(_file_hash(static, name).encode())
+    templates = Path(app.root_path) / "templates"
+    digest.update((templates / "offline.html").read_bytes())
+    digest.update((templates / "base.html").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@bp.get("/")
+def index() -> Any:
+    user = auth.current_user()
+    if user is not None:
+        return redirect(url_for("accounts.coach_home") if user.role != Role.MEMBER
+                        else url_for("shell.member_home"))
+    return render_template("index.html")
+
+
+@bp.get("/home")
+@auth.login_required
+def member_home() -> Any:
+    user = auth.require_user()
+    if user.role != Role.MEMBER:
+        return redirect(url_for("accounts.coach_home"))
+    db_session = get_session()
+    cohorts = services.cohorts_of(db_session, user=user, role=CohortRole.MEMBER)
+    counts = services.member_counts(db_session, [c.id for c in cohorts if c.id is not None])
+    return render_template("home.html", cohorts=cohorts, counts=counts)
+
+
+@bp.get("/offline")
+def offline() -> str:
+    return render_template("offline.html")
+
+
+@bp.get("/manifest.webmanifest")
+def manifest() -> Response:
+    icons = [
+        {"src": asset_url("icons/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+        {"src": asset_url("icons/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+        {"src": asset_url("icons/maskable-512.png"), "sizes": "512x512", "type": "image/png",
+         "purpose": "maskable"},
+    ]
+    body = {
+        "name": "Hearten",
+        "short_name": "Hearten",
+        "description": _("Peer support for your wellness goals."),
+        "lang": "en",
+        "start_url": "/?source=pwa",
+        "scope": "/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#f7f4ee",
+        "theme_color": "#2f6f62",
+        "icons": icons,
+    }
+    response = jsonify(body)
+    response.mimetype = "application/manifest+json"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker, served from the root so that it controls every page."""
+    static = Path(current_app.static_folder or "")
+    source = (static / "sw.js").read_text(encoding="utf-8")
+    precache = [url_for("shell.offline"), *(asset_url(name) for name in SHELL_ASSETS)]
+    source = source.replace("__VERSION__", current_app.extensions["hearten.shell_version"])
+    source = source.replace('"__PRECACHE__"', jsonify(precache).get_data(as_text=True).strip())
+    response = Response(source, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Liveness with the state of the database and the job queue."""
+    database = "ok"
+    try:
+        with get_db().session(write=False) as session:
+            session.execute(text("SELECT 1"))
+    except Exception:
+        database = "unavailable"
+    queue = jobs.queue_state()
+    healthy = database == "ok" and queue["state"] == "ok"
+    body = {"status": "ok" if healthy else "degraded", "database": database, "jobs": queue}
+    return jsonify(body), 200 if healthy else 503
+
+
+@bp.post("/language")
+def set_language() -> BaseResponse:
+    language = request.form.get("language", "")
+    if language in current_app.config["LANGUAGES"]:
+        session["lang"] = language
+        user = auth.current_user()
+        if user is not None:
+            with get_db().transaction() as write:
+                stored = services.get_user(write, user.id or 0)
+                stored.language = language
+    target = request.form.get("next", "/")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["hearten.shell_version"] = shell_version(app)
+    app.jinja_env.globals["asset"] = asset_url

@@ -1,0 +1,1 @@
+"""Feed: the live peer feed, cheers, comments, and safety (issues 5 and 6). Not built yet."""

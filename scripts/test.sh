@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every check: lint, types, translations, then the whole suite on SQLite and on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+echo "== ruff"; "$BIN/ruff" check .
+echo "== mypy"; "$BIN/mypy"
+echo "== translations"; "$BIN/python" scripts/i18n.py check && echo "every message has a Spanish translation"
+
+echo "== pytest on SQLite"
+env -u TEST_DATABASE_URL "$BIN/pytest" -q "$@"
+
+PG_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+if "$BIN/python" scripts/pg_ready.py "$PG_URL"; then
+  echo "== pytest on PostgreSQL ($PG_URL)"
+  TEST_DATABASE_URL="$PG_URL" "$BIN/pytest" -q "$@"
+elif [ -n "${CI:-}" ]; then
+  echo "PostgreSQL is not reachable at $PG_URL, and CI needs it." >&2
+  exit 1
+else
+  echo "== PostgreSQL not reachable at $PG_URL: the PostgreSQL run was not done (SQLite run passed)."
+fi

@@ -1,0 +1,21 @@
+// Hearten's only eager script: registers the service worker, fills in the timezone on the join
+// form, and loads the live module after first paint on pages that want live updates.
+
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+}
+
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+for (const select of document.querySelectorAll("select[data-auto-timezone]")) {
+  if (select.value === "UTC" && zone && [...select.options].some((o) => o.value === zone)) {
+    select.value = zone;
+  }
+}
+
+const live = document.body.dataset.live;
+const saveData = navigator.connection && navigator.connection.saveData;
+if (live && !saveData) {
+  const start = () => import("./live.js").then((m) => m.start(live));
+  if (document.readyState === "complete") start();
+  else addEventListener("load", start, { once: true });
+}

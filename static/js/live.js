@@ -1,0 +1,35 @@
+// Live updates over Socket.IO, loaded only on pages that show live data, after first paint.
+
+const state = () => document.getElementById("live-state");
+
+function say(text) {
+  const el = state();
+  if (el) el.textContent = text;
+}
+
+function addMember(data) {
+  for (const list of document.querySelectorAll(`[data-members="${data.cohort_id}"]`)) {
+    list.querySelector(".empty")?.remove();
+    const li = document.createElement("li");
+    const span = document.createElement("span");
+    span.textContent = data.display_name; // text only: names are never parsed as HTML
+    li.append(span);
+    list.append(li);
+  }
+  for (const count of document.querySelectorAll(`[data-member-count="${data.cohort_id}"]`)) {
+    count.textContent = String(Number(count.textContent) + 1);
+  }
+}
+
+export async function start() {
+  const { io } = await import("/static/vendor/socket.io-4.8.4.esm.min.js");
+  const socket = io({ transports: ["websocket", "polling"] });
+  const labels = document.documentElement.lang === "es"
+    ? { on: "En vivo", off: "Sin conexión en vivo; se reconectará sola." }
+    : { on: "Live", off: "Not live right now; it will reconnect by itself." };
+  socket.on("connect", () => { document.body.dataset.socket = "connected"; say(labels.on); });
+  socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
+  socket.on("member_joined", addMember);
+  socket.on("signed_out", () => { socket.close(); location.assign("/login"); });
+  window.hearten = Object.assign(window.hearten || {}, { socket });
+}

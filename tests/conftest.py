@@ -1,0 +1,123 @@
+"""Test harness: a fresh database per test (SQLite, or PostgreSQL with TEST_DATABASE_URL),
+the Flask app and clients, named actors, a live gunicorn server and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before the app is imported: the job queue picks its storage from the environment at import.
+os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="hearten-test-")
+os.environ.pop("REDIS_URL", None)
+os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+import pytest  # noqa: E402
+from flask import Flask  # noqa: E402
+from flask.testing import FlaskClient  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlmodel import Session, SQLModel  # noqa: E402
+
+from app import create_app, migrate  # noqa: E402
+from app.accounts.models import Cohort, Invite, User  # noqa: E402
+from app.db import get_db, make_engine  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.live import LiveServer, start_live_server  # noqa: E402
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with every migration applied: a SQLite template file, or the PostgreSQL one."""
+    if TEST_DATABASE_URL:
+        engine = make_engine(TEST_DATABASE_URL)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        migrate.upgrade(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+def database_url(migrated: str, tmp_path: Path) -> str:
+    """A fresh, migrated database for this test."""
+    if TEST_DATABASE_URL:
+        engine = make_engine(TEST_DATABASE_URL)
+        names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return TEST_DATABASE_URL
+    path = tmp_path / "hearten.db"
+    shutil.copyfile(migrated, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app({
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "INSTANCE_PATH": str(tmp_path),
+        "JOBS_IMMEDIATE": True,
+        "PUBLIC_URL": "http://hearten.test",
+    })
+    yield app
+    get_db(app).dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A database session for arranging data and checking what was stored.
+
+    It starts its transactions deferred, so that an open read never blocks the app's writes;
+    `factories.fresh(session)` ends it before checking what the app wrote.
+    """
+    with get_db(app).session(write=False) as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def coach(session: Session) -> User:
+    return factories.make_coach(session, name="Coach Rosa")
+
+
+@pytest.fixture
+def cohort(session: Session, coach: User) -> Cohort:
+    return factories.make_cohort(session, coach=coach, name="Morning Walkers")
+
+
+@pytest.fixture
+def invite(session: Session, coach: User, cohort: Cohort) -> Invite:
+    return factories.make_invite(session, coach=coach, cohort=cohort)
+
+
+@pytest.fixture
+def member(session: Session, cohort: Cohort) -> User:
+    return factories.make_member(session, cohort=cohort, name="Sunny River")
+
+
+@pytest.fixture
+def peer(session: Session, cohort: Cohort) -> User:
+    return factories.make_member(session, cohort=cohort, name="Quiet Oak")
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app under real gunicorn on a free port, sharing this test's database."""
+    server = start_live_server(database_url=database_url, instance=tmp_path / "live")
+    yield server
+    server.stop()
