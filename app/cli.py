@@ -5,8 +5,10 @@ So that a deployment (or an outside test) can set itself up without the demo dat
 
 from __future__ import annotations
 
+import os
+
 import click
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
@@ -16,6 +18,7 @@ from app.accounts.models import Cohort, Role, User
 from app.db import get_db, utcnow
 from app.demo import demo_sign_ins, seed_demo
 from app.errors import DomainError
+from app.urls import public_url
 
 db_cli = AppGroup("db", help="Database migrations.")
 accounts_cli = AppGroup("accounts", help="Admin and coach accounts.")
@@ -92,11 +95,12 @@ def reset_link(name: str) -> None:
                                              now=utcnow(),
                                              hours=current_app.config["RESET_LINK_HOURS"])
     with current_app.test_request_context(base_url=_base_url()):
-        click.echo(url_for("accounts.reset", token=token, _external=True))
+        click.echo(public_url("accounts.reset", token=token))
 
 
 def _base_url() -> str:
-    return str(current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:8000")
+    port = os.environ.get("PORT", "8000")
+    return str(current_app.config.get("PUBLIC_URL") or f"http://127.0.0.1:{port}")
 
 
 @cohorts_cli.command("create")
@@ -133,7 +137,7 @@ def invite(cohort_name: str, days: int, max_uses: int) -> None:
     except DomainError as exc:
         _fail(exc)
     with current_app.test_request_context(base_url=_base_url()):
-        link = url_for("accounts.join_form", code=created.code, _external=True)
+        link = public_url("accounts.join_form", code=created.code)
     click.echo(f"Code: {services.format_code(created.code)}")
     click.echo(f"Link: {link}")
 

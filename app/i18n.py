@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
-from flask_babel import get_locale
+from flask import Flask, current_app, g, has_request_context, request, session
+from flask_babel import format_date, format_datetime, get_locale
 
 from app.extensions import babel
 
 
 def select_locale() -> str | None:
+    if not has_request_context():
+        return None  # commands and jobs use the default, or force a locale themselves
     languages = current_app.config["LANGUAGES"]
     user = g.get("user")
     if user is not None and user.language in languages:
@@ -18,7 +20,7 @@ def select_locale() -> str | None:
     chosen = session.get("lang")
     if chosen in languages:
         return str(chosen)
-    return request.accept_languages.best_match(languages) if request else None
+    return request.accept_languages.best_match(languages)
 
 
 def select_timezone() -> str | None:
@@ -28,6 +30,7 @@ def select_timezone() -> str | None:
 
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime)
 
     @app.context_processor
     def _inject_locale() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from app.api import ApiBlueprint
 from app.db import get_session, utcnow
 from app.errors import DomainError
 from app.extensions import limiter
+from app.urls import public_url
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 api = ApiBlueprint("accounts_api", __name__, tag="accounts")
@@ -81,14 +82,9 @@ def _safe_next(default: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else default
 
 
-def invite_link(code: str) -> str:
-    base = current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
-    return f"{base}{url_for('accounts.join_form', code=code)}"
-
-
 def _invite_public(invite: Any) -> InvitePublic:
     return InvitePublic(id=invite.id, cohort_id=invite.cohort_id,
-                        code=services.format_code(invite.code), link=invite_link(invite.code),
+                        code=services.format_code(invite.code), link=public_url("accounts.join_form", code=invite.code),
                         expires_at=invite.expires_at, max_uses=invite.max_uses, uses=invite.uses,
                         revoked=invite.revoked_at is not None)
 
@@ -313,7 +309,7 @@ def reset_link_page(member_id: int) -> str:
     member = services.get_user(db_session, member_id)
     db_session.commit()
     return render_template("accounts/reset_link.html", member=member,
-                           link=url_for("accounts.reset", token=token, _external=True),
+                           link=public_url("accounts.reset", token=token),
                            expires_at=reset_row.expires_at)
 
 
@@ -454,5 +450,5 @@ def api_reset_link(member_id: int) -> ResetLinkPublic:
         db_session, staff=auth.require_user(), member_id=member_id, now=utcnow(),
         hours=current_app.config["RESET_LINK_HOURS"])
     db_session.commit()
-    return ResetLinkPublic(link=url_for("accounts.reset", token=token, _external=True),
+    return ResetLinkPublic(link=public_url("accounts.reset", token=token),
                            expires_at=reset_row.expires_at)
