@@ -11,10 +11,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
+from sqlmodel import Session
 
 from app import migrate
 from app.accounts import services
-from app.accounts.models import Cohort, Role, User
+from app.accounts.models import Role, User
 from app.db import get_db, utcnow
 from app.demo import demo_sign_ins, seed_demo
 from app.errors import DomainError
@@ -75,11 +76,11 @@ def create_coach(name: str, password: str) -> None:
     click.echo(f"Coach {user.display_name} created.")
 
 
-def _find_user(session: object, name: str) -> User:
-    user = session.scalar(select(User).where(User.name_key == services.name_key(name)))  # type: ignore[attr-defined,arg-type]
+def _find_user(session: Session, name: str) -> User:
+    user = services.find_user(session, display_name=name)
     if user is None:
         raise click.ClickException(f"No account is called {name!r}.")
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 @accounts_cli.command("reset-link")
@@ -88,7 +89,7 @@ def reset_link(name: str) -> None:
     """Print a one-time password reset link for NAME (issued by the first admin)."""
     with get_db().transaction() as session:
         member = _find_user(session, name)
-        admin = session.scalar(select(User).where(User.role == Role.ADMIN).order_by(User.id))  # type: ignore[arg-type]
+        admin = services.first_admin(session)
         if admin is None:
             raise click.ClickException("Create an admin first: flask accounts create-admin")
         _, token = services.issue_reset_link(session, staff=admin, member_id=member.id or 0,
@@ -125,8 +126,7 @@ def invite(cohort_name: str, days: int, max_uses: int) -> None:
     """Print a new invite code and link for COHORT_NAME."""
     try:
         with get_db().transaction() as session:
-            cohort = session.scalar(select(Cohort).where(
-                func.lower(Cohort.name) == cohort_name.lower()))  # type: ignore[arg-type]
+            cohort = services.find_cohort(session, name=cohort_name)
             if cohort is None:
                 raise click.ClickException(f"No cohort is called {cohort_name!r}.")
             coach = services.coaches_of(session, cohort_id=cohort.id or 0)

@@ -54,7 +54,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     app_env = str(overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development"))
     if app_env not in ENVIRONMENTS:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}.")
-    instance = Path(overrides.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH", INSTANCE))
+    instance = Path(str(overrides.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH") or INSTANCE))
     production = app_env == "production"
     redis_url = os.environ.get("REDIS_URL") or None
     config: dict[str, Any] = {

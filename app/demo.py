@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.accounts import services
 from app.accounts.models import CohortMembership, Invite, Role, User
@@ -38,15 +37,15 @@ def seed_demo(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
 
 def demo_sign_ins(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
     """The demo sign-ins, if the demo accounts exist, with an invite code that still works."""
-    coach = session.scalar(select(User).where(User.name_key == COACH[0].casefold()))
+    coach = session.exec(select(User).where(col(User.name_key) == COACH[0].casefold())).first()
     if coach is None:
         return []
     sign_ins = [("admin", *ADMIN), ("coach", *COACH)]
     sign_ins += [("member", name, password) for name, password, _tz, _lang in MEMBERS]
     cohort = services.cohorts_of(session, user=coach)[0]
-    invite = session.scalar(select(Invite).where(
-        Invite.cohort_id == cohort.id, Invite.revoked_at.is_(None), Invite.expires_at > now,
-        Invite.uses < Invite.max_uses))
+    invite = session.exec(select(Invite).where(
+        col(Invite.cohort_id) == cohort.id, col(Invite.revoked_at).is_(None),
+        col(Invite.expires_at) > now, col(Invite.uses) < col(Invite.max_uses))).first()
     if invite is None:
         invite = services.create_invite(session, coach=coach, cohort_id=cohort.id or 0, days=30,
                                         max_uses=50, now=now)

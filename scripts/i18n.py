@@ -48,10 +48,7 @@ def missing(pot: Path = POT) -> list[str]:
             continue
         found = spanish.get(message.id)
         strings = found.string if found is not None else None
-        if isinstance(strings, tuple | list):
-            ok = all(strings)
-        else:
-            ok = bool(strings)
+        ok = all(strings) if isinstance(strings, tuple | list) else bool(strings)
         if not ok or (found is not None and found.fuzzy):
             gaps.append(str(message.id))
     return gaps

@@ -11,7 +11,7 @@ if [ "${APP_ENV:-development}" != "production" ]; then
   "$BIN/flask" demo seed
 fi
 
-"$BIN/huey_consumer" app.worker.huey --worker-type thread --workers 2 --logfile instance/worker.log \
+"$BIN/huey_consumer" app.worker.huey --worker-type thread --workers 2 --logfile "${INSTANCE_PATH:-instance}/worker.log" \
   >/dev/null 2>&1 &
 WORKER=$!
 trap 'kill "$WORKER" 2>/dev/null || true' EXIT INT TERM

@@ -14,17 +14,17 @@ os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="hearten-test-")
 os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
-import pytest  # noqa: E402
-from flask import Flask  # noqa: E402
-from flask.testing import FlaskClient  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlmodel import Session, SQLModel  # noqa: E402
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlmodel import Session, SQLModel
 
-from app import create_app, migrate  # noqa: E402
-from app.accounts.models import Cohort, Invite, User  # noqa: E402
-from app.db import get_db, make_engine  # noqa: E402
-from tests import factories  # noqa: E402
-from tests.live import LiveServer, start_live_server  # noqa: E402
+from app import create_app, migrate
+from app.accounts.models import Cohort, Invite, User
+from app.db import get_db, make_engine
+from tests import factories
+from tests.live import LiveServer, start_live_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 

@@ -70,9 +70,9 @@ def start_live_server(*, database_url: str, instance: Path, extra_env: dict[str,
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited early:\n{server.log()}")
         try:
-            if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{server.url}/healthz", timeout=5).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.1)
     server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -13,7 +14,7 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 from app.accounts import services
 from app.accounts.models import Role, User, UserSession
 from app.db import get_db, utcnow
-from app.errors import wants_json
+from app.errors import NotFound, wants_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOUCH_EVERY = timedelta(minutes=1)
@@ -62,6 +63,14 @@ def current_user() -> User | None:
     return user
 
 
+def current_session() -> UserSession:
+    """This device's session record; for views guarded by `login_required`."""
+    record: UserSession | None = g.get("user_session")
+    if record is None:
+        raise Unauthorized()
+    return record
+
+
 def require_user() -> User:
     """The signed-in user; for views already guarded by `login_required`."""
     user = current_user()
@@ -88,11 +97,8 @@ def logout() -> None:
     """End this device's session."""
     user, record = g.get("user"), g.get("user_session")
     if user is not None and record is not None:
-        with get_db().transaction() as write:
-            try:
-                services.end_session(write, user=user, session_id=record.id)
-            except services.NotFound:
-                pass  # already ended elsewhere
+        with get_db().transaction() as write, suppress(NotFound):  # ended elsewhere
+            services.end_session(write, user=user, session_id=record.id)
     session.clear()
     g.user = g.user_session = None
 

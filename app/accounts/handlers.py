@@ -9,7 +9,8 @@ from app.realtime import close_session_sockets, emit_to_coaches
 
 def on_member_joined(event: MemberJoined) -> None:
     emit_to_coaches(event.cohort_id, "member_joined",
-                    {"user_id": event.user_id, "display_name": event.display_name})
+                    {"cohort_id": event.cohort_id, "user_id": event.user_id,
+                     "display_name": event.display_name})
 
 
 def on_sessions_ended(event: SessionsEnded) -> None:

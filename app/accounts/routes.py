@@ -9,6 +9,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -20,10 +21,13 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth, services
+from app.accounts.exceptions import InviteNotUsable
 from app.accounts.models import (
+    Cohort,
     CohortCreate,
     CohortPublic,
     CohortRole,
+    Invite,
     InviteCreate,
     InvitePublic,
     JoinRequest,
@@ -82,9 +86,10 @@ def _safe_next(default: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else default
 
 
-def _invite_public(invite: Any) -> InvitePublic:
-    return InvitePublic(id=invite.id, cohort_id=invite.cohort_id,
-                        code=services.format_code(invite.code), link=public_url("accounts.join_form", code=invite.code),
+def _invite_public(invite: Invite) -> InvitePublic:
+    return InvitePublic(id=invite.id or 0, cohort_id=invite.cohort_id,
+                        code=services.format_code(invite.code),
+                        link=public_url("accounts.join_form", code=invite.code),
                         expires_at=invite.expires_at, max_uses=invite.max_uses, uses=invite.uses,
                         revoked=invite.revoked_at is not None)
 
@@ -105,9 +110,9 @@ def _render_join(code: str, form: dict[str, str], error: DomainError | None = No
     invite = cohort_name = None
     try:
         invite = services.find_invite(get_session(), code=code, now=utcnow())
-        cohort = get_session().get(services.Cohort, invite.cohort_id)
+        cohort = get_session().get(Cohort, invite.cohort_id)
         cohort_name = cohort.name if cohort else None
-    except services.InviteNotUsable as exc:
+    except InviteNotUsable as exc:
         error, status = exc, exc.status
     return render_template("accounts/join.html", code=services.format_code(code),
                            invite=invite, cohort_name=cohort_name, form=form, error=error,
@@ -198,7 +203,7 @@ def sessions_page() -> str:
     user = auth.require_user()
     rows = services.list_sessions(get_session(), user=user)
     return render_template("accounts/sessions.html", sessions=rows,
-                           current_id=auth.g.user_session.id)
+                           current_id=auth.current_session().id)
 
 
 @bp.post("/settings/sessions/<int:session_id>/end")
@@ -208,7 +213,7 @@ def end_session_page(session_id: int) -> BaseResponse:
     db_session = get_session()
     services.end_session(db_session, user=user, session_id=session_id)
     db_session.commit()
-    if session_id == auth.g.user_session.id:
+    if session_id == auth.current_session().id:
         session.clear()
         return redirect(url_for("accounts.login"))
     flash(_("That device is signed out."))
@@ -220,7 +225,7 @@ def end_session_page(session_id: int) -> BaseResponse:
 def end_other_sessions() -> BaseResponse:
     user = auth.require_user()
     db_session = get_session()
-    services.end_all_sessions(db_session, user=user, except_id=auth.g.user_session.id)
+    services.end_all_sessions(db_session, user=user, except_id=auth.current_session().id)
     db_session.commit()
     flash(_("Every other device is signed out."))
     return redirect(url_for("accounts.sessions_page"))
@@ -319,8 +324,7 @@ def reset_link_page(member_id: int) -> str:
 @api.operation("GET", "/csrf-token", summary="A CSRF token for the X-CSRFToken header.",
                auth=False)
 def csrf_token() -> Response:
-    response: Response = current_app.json.response({"csrf_token": generate_csrf()})
-    return response
+    return jsonify({"csrf_token": generate_csrf()})
 
 
 @api.operation("POST", "/join", summary="Join a cohort with an invite code (signs in).",
@@ -364,7 +368,7 @@ def api_me() -> User:
                response=SessionPublic, many=True)
 @auth.login_required
 def api_sessions() -> list[SessionPublic]:
-    current_id = auth.g.user_session.id
+    current_id = auth.current_session().id
     return [SessionPublic(id=row.id or 0, device=row.device, created_at=row.created_at,
                           last_seen_at=row.last_seen_at, current=row.id == current_id)
             for row in services.list_sessions(get_session(), user=auth.require_user())]

@@ -12,9 +12,9 @@ from functools import cache
 from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.accounts import passwords
 from app.accounts.events import MemberJoined, SessionsEnded
@@ -45,6 +45,13 @@ LANGUAGES = ("en", "es")
 INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: easy to read aloud
 _NAME_RE = re.compile(r"^[\w][\w .'-]*[\w.]$|^[\w]$")
 _EMAIL_LIKE = re.compile(r"@|\.(com|org|net|edu|gov)\b", re.IGNORECASE)
+
+
+def _id(row: User | Cohort | Invite) -> int:
+    """The primary key of a row that has been flushed."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has not been saved yet")
+    return row.id
 
 
 def _hash_token(token: str) -> str:
@@ -105,15 +112,24 @@ def create_user(session: Session, *, display_name: str, password: str, role: Rol
     user = User(display_name=name, name_key=name.casefold(), role=role,
                 password_hash=passwords.hash_password(password),
                 timezone=check_timezone(timezone), language=check_language(language))
-    if session.scalar(select(User.id).where(User.name_key == user.name_key)) is not None:  # type: ignore[arg-type]
+    if session.scalar(select(User.id).where(col(User.name_key) == user.name_key)) is not None:
         raise DisplayNameTaken()
-    session.add(user)
     try:
         with session.begin_nested():
+            session.add(user)
             session.flush()
     except IntegrityError as exc:  # two people choosing the same name at the same moment
         raise DisplayNameTaken() from exc
     return user
+
+
+def find_user(session: Session, *, display_name: str) -> User | None:
+    return session.exec(select(User).where(col(User.name_key) == name_key(display_name))).first()
+
+
+def first_admin(session: Session) -> User | None:
+    return session.exec(select(User).where(col(User.role) == Role.ADMIN)
+                        .order_by(col(User.id))).first()
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -125,7 +141,7 @@ def get_user(session: Session, user_id: int) -> User:
 
 def authenticate(session: Session, *, display_name: str, password: str) -> User:
     """The user whose name and password match, or InvalidCredentials (same time either way)."""
-    user = session.scalar(select(User).where(User.name_key == name_key(display_name)))  # type: ignore[arg-type]
+    user = session.scalar(select(User).where(col(User.name_key) == name_key(display_name)))
     if not passwords.verify_password(user.password_hash if user else None, password) or not user:
         raise InvalidCredentials()
     if passwords.needs_rehash(user.password_hash):
@@ -163,7 +179,7 @@ def start_session(session: Session, *, user: User, device: str, now: datetime
                   ) -> tuple[UserSession, str]:
     """A new signed-in device; returns the record and the secret token for the cookie."""
     token = secrets.token_urlsafe(32)
-    record_ = UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=now,
+    record_ = UserSession(token_hash=_hash_token(token), user_id=_id(user), created_at=now,
                           last_seen_at=now, device=device[:80])
     session.add(record_)
     session.flush()
@@ -174,8 +190,8 @@ def resolve_session(session: Session, *, token: str, now: datetime, limits: Sess
                     ) -> tuple[UserSession, User] | None:
     """The live session and its user for `token`, or None if unknown, idle too long or too old."""
     row = session.execute(
-        select(UserSession, User).join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
-        .where(UserSession.token_hash == _hash_token(token))  # type: ignore[arg-type]
+        select(UserSession, User).join(User, col(User.id) == col(UserSession.user_id))
+        .where(col(UserSession.token_hash) == _hash_token(token))
     ).first()
     if row is None:
         return None
@@ -187,13 +203,13 @@ def resolve_session(session: Session, *, token: str, now: datetime, limits: Sess
 
 
 def touch_session(session: Session, *, session_id: int, now: datetime) -> None:
-    session.execute(update(UserSession).where(UserSession.id == session_id)  # type: ignore[arg-type]
+    session.execute(update(UserSession).where(col(UserSession.id) == session_id)
                     .values(last_seen_at=now))
 
 
 def list_sessions(session: Session, *, user: User) -> list[UserSession]:
-    return list(session.scalars(select(UserSession).where(UserSession.user_id == user.id)  # type: ignore[arg-type]
-                                .order_by(UserSession.last_seen_at.desc())))  # type: ignore[attr-defined]
+    return list(session.scalars(select(UserSession).where(col(UserSession.user_id) == user.id)
+                                .order_by(col(UserSession.last_seen_at).desc())))
 
 
 def end_session(session: Session, *, user: User, session_id: int) -> None:
@@ -206,12 +222,12 @@ def end_session(session: Session, *, user: User, session_id: int) -> None:
 
 
 def end_all_sessions(session: Session, *, user: User, except_id: int | None = None) -> None:
-    query = select(UserSession.id).where(UserSession.user_id == user.id)  # type: ignore[arg-type]
+    query = select(UserSession.id).where(col(UserSession.user_id) == user.id)
     if except_id is not None:
-        query = query.where(UserSession.id != except_id)  # type: ignore[arg-type]
+        query = query.where(col(UserSession.id) != except_id)
     ids = tuple(session.scalars(query))
     if ids:
-        session.execute(delete(UserSession).where(UserSession.id.in_(ids)))  # type: ignore[union-attr]
+        session.execute(delete(UserSession).where(col(UserSession.id).in_(ids)))
         assert user.id is not None
         record(session, SessionsEnded(user_id=user.id, session_ids=ids))
 
@@ -221,7 +237,7 @@ def purge_expired_sessions(session: Session, *, now: datetime, limits: SessionLi
     oldest_idle = now - max(limits.idle, limits.staff_idle)
     oldest_start = now - max(limits.absolute, limits.staff_absolute)
     result = session.execute(delete(UserSession).where(
-        (UserSession.last_seen_at < oldest_idle) | (UserSession.created_at < oldest_start)))  # type: ignore[arg-type,operator]
+        (col(UserSession.last_seen_at) < oldest_idle) | (col(UserSession.created_at) < oldest_start)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -237,9 +253,13 @@ def is_coach_of(session: Session, *, user: User, cohort_id: int) -> bool:
     if user.role == Role.ADMIN:
         return True
     return session.scalar(select(CohortMembership.id).where(
-        CohortMembership.cohort_id == cohort_id,  # type: ignore[arg-type]
-        CohortMembership.user_id == user.id,  # type: ignore[arg-type]
-        CohortMembership.role == CohortRole.COACH)) is not None  # type: ignore[arg-type]
+        col(CohortMembership.cohort_id) == cohort_id,
+        col(CohortMembership.user_id) == user.id,
+        col(CohortMembership.role) == CohortRole.COACH)) is not None
+
+
+def find_cohort(session: Session, *, name: str) -> Cohort | None:
+    return session.exec(select(Cohort).where(func.lower(Cohort.name) == name.lower())).first()
 
 
 def get_cohort_for_coach(session: Session, *, coach: User, cohort_id: int) -> Cohort:
@@ -267,37 +287,38 @@ def create_cohort(session: Session, *, coach: User, name: str) -> Cohort:
 def cohorts_of(session: Session, *, user: User, role: CohortRole | None = None) -> list[Cohort]:
     """The cohorts `user` belongs to (as `role`, when given); admins see every cohort as coach."""
     if user.role == Role.ADMIN and role != CohortRole.MEMBER:
-        return list(session.scalars(select(Cohort).order_by(Cohort.name)))  # type: ignore[arg-type]
-    query = (select(Cohort).join(CohortMembership, CohortMembership.cohort_id == Cohort.id)  # type: ignore[arg-type]
-             .where(CohortMembership.user_id == user.id))  # type: ignore[arg-type]
+        return list(session.scalars(select(Cohort).order_by(col(Cohort.name))))
+    query = (select(Cohort).join(CohortMembership, col(CohortMembership.cohort_id) == col(Cohort.id))
+             .where(col(CohortMembership.user_id) == user.id))
     if role is not None:
-        query = query.where(CohortMembership.role == role)  # type: ignore[arg-type]
-    return list(session.scalars(query.order_by(Cohort.name)))  # type: ignore[arg-type]
+        query = query.where(col(CohortMembership.role) == role)
+    return list(session.scalars(query.order_by(col(Cohort.name))))
 
 
 def member_counts(session: Session, cohort_ids: list[int]) -> dict[int, int]:
     rows = session.execute(
         select(CohortMembership.cohort_id, func.count())
-        .where(CohortMembership.cohort_id.in_(cohort_ids),  # type: ignore[attr-defined]
-               CohortMembership.role == CohortRole.MEMBER)  # type: ignore[arg-type]
-        .group_by(CohortMembership.cohort_id))  # type: ignore[arg-type]
+        .where(col(CohortMembership.cohort_id).in_(cohort_ids),
+               col(CohortMembership.role) == CohortRole.MEMBER)
+        .group_by(col(CohortMembership.cohort_id)))
     return {cohort_id: count for cohort_id, count in rows}
 
 
 def members_of(session: Session, *, cohort_id: int) -> list[tuple[User, CohortMembership]]:
     rows = session.execute(
-        select(User, CohortMembership).join(CohortMembership, CohortMembership.user_id == User.id)  # type: ignore[arg-type]
-        .where(CohortMembership.cohort_id == cohort_id,  # type: ignore[arg-type]
-               CohortMembership.role == CohortRole.MEMBER)  # type: ignore[arg-type]
-        .order_by(User.name_key))  # type: ignore[arg-type]
+        select(User, CohortMembership).join(CohortMembership, col(CohortMembership.user_id) == col(User.id))
+        .where(col(CohortMembership.cohort_id) == cohort_id,
+               col(CohortMembership.role) == CohortRole.MEMBER)
+        .order_by(col(User.name_key)))
     return [(user, membership) for user, membership in rows]
 
 
 def coaches_of(session: Session, *, cohort_id: int) -> list[User]:
     return list(session.scalars(
-        select(User).join(CohortMembership, CohortMembership.user_id == User.id)
-        .where(CohortMembership.cohort_id == cohort_id, CohortMembership.role == CohortRole.COACH)
-        .order_by(CohortMembership.id)))
+        select(User).join(CohortMembership, col(CohortMembership.user_id) == col(User.id))
+        .where(col(CohortMembership.cohort_id) == cohort_id,
+               col(CohortMembership.role) == CohortRole.COACH)
+        .order_by(col(CohortMembership.id))))
 
 
 def add_coach(session: Session, *, cohort: Cohort, coach: User) -> None:
@@ -335,8 +356,8 @@ def create_invite(session: Session, *, coach: User, cohort_id: int, days: int, m
 
 
 def invites_of(session: Session, *, cohort_id: int) -> list[Invite]:
-    return list(session.scalars(select(Invite).where(Invite.cohort_id == cohort_id)  # type: ignore[arg-type]
-                                .order_by(Invite.created_at.desc())))  # type: ignore[attr-defined]
+    return list(session.scalars(select(Invite).where(col(Invite.cohort_id) == cohort_id)
+                                .order_by(col(Invite.created_at).desc())))
 
 
 def revoke_invite(session: Session, *, coach: User, invite_id: int, now: datetime) -> Invite:
@@ -350,7 +371,7 @@ def revoke_invite(session: Session, *, coach: User, invite_id: int, now: datetim
 
 def find_invite(session: Session, *, code: str, now: datetime) -> Invite:
     """The invite for `code` if it can still be used; otherwise say why not."""
-    invite = session.scalar(select(Invite).where(Invite.code == normalise_code(code)))  # type: ignore[arg-type]
+    invite = session.scalar(select(Invite).where(col(Invite.code) == normalise_code(code)))
     if invite is None or invite.revoked_at is not None:
         raise InviteNotUsable(field="code")
     if invite.expires_at <= now:
@@ -368,9 +389,9 @@ def join_with_invite(session: Session, *, code: str, display_name: str, password
                        timezone=timezone, language=language)
     # Count the use atomically, so that two people racing for the last place cannot both join.
     claimed = session.execute(
-        update(Invite).where(Invite.id == invite.id, Invite.uses < Invite.max_uses,  # type: ignore[arg-type]
-                             Invite.revoked_at.is_(None))  # type: ignore[union-attr]
-        .values(uses=Invite.uses + 1))
+        update(Invite).where(col(Invite.id) == invite.id, col(Invite.uses) < col(Invite.max_uses),
+                             col(Invite.revoked_at).is_(None))
+        .values(uses=col(Invite.uses) + 1))
     if not getattr(claimed, "rowcount", 0):
         raise InviteUsedUp(field="code")
     assert user.id is not None
@@ -394,16 +415,16 @@ def issue_reset_link(session: Session, *, staff: User, member_id: int, now: date
     if staff.role != Role.ADMIN:
         shared = session.scalar(
             select(CohortMembership.id)
-            .where(CohortMembership.user_id == member.id,  # type: ignore[arg-type]
-                   CohortMembership.role == CohortRole.MEMBER,  # type: ignore[arg-type]
-                   CohortMembership.cohort_id.in_(  # type: ignore[attr-defined]
+            .where(col(CohortMembership.user_id) == member.id,
+                   col(CohortMembership.role) == CohortRole.MEMBER,
+                   col(CohortMembership.cohort_id).in_(
                        select(CohortMembership.cohort_id).where(
-                           CohortMembership.user_id == staff.id,  # type: ignore[arg-type]
-                           CohortMembership.role == CohortRole.COACH))))  # type: ignore[arg-type]
+                           col(CohortMembership.user_id) == staff.id,
+                           col(CohortMembership.role) == CohortRole.COACH))))
         if shared is None:
             raise NotFound()
     token = secrets.token_urlsafe(32)
-    reset = ResetToken(token_hash=_hash_token(token), user_id=member.id, created_by_id=staff.id,
+    reset = ResetToken(token_hash=_hash_token(token), user_id=_id(member), created_by_id=staff.id,
                        created_at=now, expires_at=now + timedelta(hours=hours))
     session.add(reset)
     session.flush()
@@ -411,7 +432,7 @@ def issue_reset_link(session: Session, *, staff: User, member_id: int, now: date
 
 
 def find_reset_token(session: Session, *, token: str, now: datetime) -> ResetToken:
-    reset = session.scalar(select(ResetToken).where(ResetToken.token_hash == _hash_token(token)))  # type: ignore[arg-type]
+    reset = session.scalar(select(ResetToken).where(col(ResetToken.token_hash) == _hash_token(token)))
     if reset is None or reset.used_at is not None or reset.expires_at <= now:
         raise ResetLinkNotUsable()
     return reset
@@ -423,7 +444,7 @@ def reset_password(session: Session, *, token: str, password: str, now: datetime
     user = get_user(session, reset.user_id)
     set_password(session, user=user, password=password, now=now)
     claimed = session.execute(update(ResetToken).where(
-        ResetToken.id == reset.id, ResetToken.used_at.is_(None))  # type: ignore[arg-type,union-attr]
+        col(ResetToken.id) == reset.id, col(ResetToken.used_at).is_(None))
         .values(used_at=now))
     if not getattr(claimed, "rowcount", 0):
         raise ResetLinkNotUsable()

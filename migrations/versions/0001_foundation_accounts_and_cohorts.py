@@ -1,7 +1,7 @@
 """foundation accounts and cohorts
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 21:39:52.193330
 """
 from collections.abc import Sequence
@@ -11,7 +11,6 @@ import sqlmodel
 from alembic import op
 
 import app.db
-
 
 revision: str = '0001'
 down_revision: str | None = None

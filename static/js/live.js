@@ -30,6 +30,11 @@ export async function start() {
   socket.on("connect", () => { document.body.dataset.socket = "connected"; say(labels.on); });
   socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
   socket.on("member_joined", addMember);
+  // Signed out elsewhere (another device, a password reset): leave for the sign-in page. When
+  // this page signs itself out, the form's own redirect does that, with its goodbye message.
   socket.on("signed_out", () => { socket.close(); location.assign("/login"); });
+  document.addEventListener("submit", (event) => {
+    if (event.target.matches("[data-signout]")) socket.close();
+  });
   window.hearten = Object.assign(window.hearten || {}, { socket });
 }

@@ -13,7 +13,7 @@ from tests import factories
 from tests.factories import csrf_token, sign_in
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import i18n  # noqa: E402
+import i18n
 
 
 def test_every_message_in_the_code_has_a_spanish_translation(tmp_path: Path) -> None:
