@@ -10,7 +10,6 @@ from typing import Any
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -56,12 +55,16 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; on SQLite with WAL, foreign keys, a busy timeout and immediate writes."""
     url = normalise_url(url)
+    # Enough connections for gunicorn's threads; a request holds at most one at a time.
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 40)
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
     if url in ("sqlite://", "sqlite:///:memory:"):
         raise ValueError("an in-memory SQLite database cannot be shared; use a file")
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30}, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,6 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
+# The scale-out tests need Redis; start the machine's own when it is installed but not running.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && command -v redis-server >/dev/null; then
+  mkdir -p /tmp/hearten-redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /tmp/hearten-redis >/dev/null
+fi
+
 echo "== ruff"; "$BIN/ruff" check .
 echo "== mypy"; "$BIN/mypy"
 echo "== translations"; "$BIN/python" scripts/i18n.py check && echo "every message has a Spanish translation"
