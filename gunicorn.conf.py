@@ -12,5 +12,6 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
-# The access log never includes query strings, which may carry tokens.
+# No query strings, and reset tokens and invite codes masked (app/logs.py).
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+logger_class = "app.logs.AccessLogger"

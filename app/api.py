@@ -18,8 +18,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import Unauthorized, UnsupportedMediaType
 
+from app.accounts.auth import current_user
 from app.errors import InvalidInput
 
 PREFIX = "/api/v1"
@@ -64,9 +65,15 @@ def parse_body(schema: type[BaseModel]) -> Any:
         return schema.model_validate(data)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        name = ".".join(str(part) for part in problem["loc"]) or None
-        raise InvalidInput(_l("Please check this field: %(name)s.", name=name or "?"),
-                           field=name) from exc
+        name = ".".join(str(part) for part in problem["loc"]) or "?"
+        kind = problem["type"]
+        if kind == "missing":
+            message = _l("Something is missing: %(name)s.", name=name)
+        elif kind in ("string_too_long", "too_long"):
+            message = _l("This is too long: %(name)s.", name=name)
+        else:
+            message = _l("This is not in the expected form: %(name)s.", name=name)
+        raise InvalidInput(message, field=name) from exc
 
 
 def _dump(value: Any, schema: type[BaseModel] | None) -> Any:
@@ -92,6 +99,8 @@ class ApiBlueprint(Blueprint):
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(view)
             def wrapped(**kwargs: Any) -> Response | tuple[Response, int] | tuple[str, int]:
+                if auth and current_user() is None:
+                    raise Unauthorized()
                 if body is not None:
                     kwargs["body"] = parse_body(body)
                 result = view(**kwargs)

@@ -126,9 +126,14 @@ def invite(cohort_name: str, days: int, max_uses: int) -> None:
     """Print a new invite code and link for COHORT_NAME."""
     try:
         with get_db().transaction() as session:
-            cohort = services.find_cohort(session, name=cohort_name)
-            if cohort is None:
+            matches = services.find_cohorts(session, name=cohort_name)
+            if not matches:
                 raise click.ClickException(f"No cohort is called {cohort_name!r}.")
+            if len(matches) > 1:
+                ids = ", ".join(str(c.id) for c in matches)
+                raise click.ClickException(f"Several cohorts are called {cohort_name!r} "
+                                           f"(ids {ids}); please rename one first.")
+            cohort = matches[0]
             coach = services.coaches_of(session, cohort_id=cohort.id or 0)
             if not coach:
                 raise click.ClickException(f"Cohort {cohort.name!r} has no coach.")

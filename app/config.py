@@ -14,6 +14,9 @@ INSTANCE = ROOT / "instance"
 
 ENVIRONMENTS = ("development", "testing", "production")
 
+# Loaded on import, so that everything reading the environment (the job queue too) sees .env.
+load_dotenv(ROOT / ".env", override=False)
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable app."""
@@ -49,7 +52,6 @@ def _secret_key(app_env: str, instance: Path) -> str:
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app's settings from the environment, then apply `overrides`."""
-    load_dotenv(ROOT / ".env", override=False)
     overrides = dict(overrides or {})
     app_env = str(overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development"))
     if app_env not in ENVIRONMENTS:
@@ -87,6 +89,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": production,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS", 0),
+        "SOCKET_SWEEP_SECONDS": _int("SOCKET_SWEEP_SECONDS", 60),
     }
     config.update(overrides)
     config["TESTING"] = bool(config.get("TESTING")) or app_env == "testing"

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,18 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         message = HTTP_MESSAGES.get(status, exc.description)
         return error_response(status, HTTP_CODES.get(status, "http_error"), message)
+
+    @app.errorhandler(DataError)
+    def _data_error(exc: DataError) -> Any:
+        # Input the checks let through but the database refused: the member's fault, not ours.
+        log.warning("database refused a value on %s %s", request.method, request.path)
+        return error_response(400, "bad_request", HTTP_MESSAGES[400])
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> Any:
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(exc.orig).__name__)
+        return error_response(503, "unavailable", HTTP_MESSAGES[503])
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

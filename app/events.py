@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 
 _PENDING = "hearten.pending_events"
 _BUS = "hearten.event_bus"
+_MARKS = "hearten.savepoint_marks"
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,32 @@ def record(session: Session, event: DomainEvent) -> None:
         bus._run_in_transaction(session, event)
 
 
+@sa_event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # Remember how many events were pending when a savepoint began, to drop only its own
+    # events if it rolls back.
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(_PENDING, []))
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the real commit is still to come
     events: list[DomainEvent] = session.info.pop(_PENDING, [])
+    session.info.pop(_MARKS, None)
     bus = session.info.get(_BUS)
     if events and isinstance(bus, EventBus):
         bus._run_after_commit(events)
 
 
-@sa_event.listens_for(Session, "after_rollback")
-def _discard_on_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _discard_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    marks: dict[int, int] = session.info.get(_MARKS, {})
+    if previous_transaction.nested:
+        mark = marks.pop(id(previous_transaction), None)
+        if mark is not None:
+            del session.info.get(_PENDING, [])[mark:]
+    elif previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)

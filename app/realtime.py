@@ -7,14 +7,15 @@ Rooms: `user:<id>`, `session:<id>`, `cohort:<id>` for each cohort the user belon
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_socketio import join_room
 
 from app.accounts import auth, services
 from app.accounts.models import CohortRole
-from app.db import get_db
+from app.db import get_db, utcnow
 from app.extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,49 @@ def emit_to_coaches(cohort_id: int, event: str, data: dict[str, Any]) -> None:
     socketio.emit(event, data, to=coaches_room(cohort_id))
 
 
+_OPEN = "hearten.open_sockets"
+_SWEEPER = "hearten.socket_sweeper"
+
+
+def _open() -> dict[str, int]:
+    """This process's open sockets: socket id -> the server-side session that opened it."""
+    sockets: dict[str, int] = current_app.extensions[_OPEN]
+    return sockets
+
+
+def _disconnect(sids: list[str]) -> None:
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/")
+
+
 def close_session_sockets(session_id: int) -> None:
-    """Tell the sockets of an ended session that it ended; the page then goes to sign-in."""
+    """An ended session's pages go to sign-in, and its sockets close (here at once; in other
+    processes at their next sweep), so that they hear nothing more."""
     socketio.emit("signed_out", {}, to=f"session:{session_id}")
+    _disconnect([sid for sid, owner in list(_open().items()) if owner == session_id])
+
+
+def sweep_sockets() -> int:
+    """Close this process's sockets whose session has ended or timed out; returns how many."""
+    session_ids = set(_open().values())
+    if not session_ids:
+        return 0
+    with get_db().session(write=False) as session:
+        alive = services.live_session_ids(session, session_ids=session_ids, now=utcnow(),
+                                          limits=auth.session_limits())
+    dead = [sid for sid, owner in list(_open().items()) if owner not in alive]
+    _disconnect(dead)
+    return len(dead)
+
+
+def _sweep_forever(app: Flask) -> None:
+    while True:
+        socketio.sleep(app.config["SOCKET_SWEEP_SECONDS"])
+        with app.app_context():
+            try:
+                sweep_sockets()
+            except Exception:
+                log.exception("socket sweep failed")
 
 
 @socketio.on("connect")
@@ -47,6 +88,11 @@ def on_connect(auth_data: Any = None) -> None:
     if found is None:
         raise ConnectionRefusedError("unauthenticated")
     user_session, user = found
+    _open()[request.sid] = user_session.id or 0  # type: ignore[attr-defined]
+    sweeper: threading.Event = current_app.extensions[_SWEEPER]
+    if not sweeper.is_set():
+        sweeper.set()
+        socketio.start_background_task(_sweep_forever, current_app._get_current_object())  # type: ignore[attr-defined]
     join_room(f"user:{user.id}")
     join_room(f"session:{user_session.id}")
     with get_db().session(write=False) as session:
@@ -58,8 +104,15 @@ def on_connect(auth_data: Any = None) -> None:
     log.debug("socket %s joined for user %s", getattr(request, "sid", "?"), user.id)
 
 
+@socketio.on("disconnect")
+def on_disconnect(*_reason: Any) -> None:
+    _open().pop(request.sid, None)  # type: ignore[attr-defined]
+
+
 def init_app(app: Flask) -> None:
     """Bind Socket.IO: threading mode, Redis message queue when REDIS_URL is set."""
+    app.extensions[_OPEN] = {}
+    app.extensions[_SWEEPER] = threading.Event()
     socketio.init_app(
         app,
         async_mode="threading",

@@ -19,16 +19,13 @@ from app.errors import NotFound, wants_json
 F = TypeVar("F", bound=Callable[..., Any])
 TOUCH_EVERY = timedelta(minutes=1)
 SESSION_KEY = "sid"
+# Served the same to everyone: no need to look the visitor up (and health checks must not).
+ANONYMOUS_ENDPOINTS = frozenset({"static", "shell.healthz", "shell.offline", "shell.service_worker",
+                                 "shell.manifest"})
 
 
 def session_limits(app: Flask | None = None) -> services.SessionLimits:
-    config = (app or current_app).config
-    return services.SessionLimits(
-        idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
-        absolute=timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]),
-        staff_idle=timedelta(minutes=config["STAFF_SESSION_IDLE_MINUTES"]),
-        staff_absolute=timedelta(hours=config["STAFF_SESSION_ABSOLUTE_HOURS"]),
-    )
+    return services.SessionLimits.from_config((app or current_app).config)
 
 
 def resolve_cookie_session() -> tuple[UserSession, User] | None:
@@ -45,7 +42,7 @@ def load_current_user() -> None:
     """Before each request: set g.user and g.user_session, dropping a dead session cookie."""
     g.user = None
     g.user_session = None
-    if request.endpoint == "static":
+    if request.endpoint in ANONYMOUS_ENDPOINTS:
         return
     found = resolve_cookie_session()
     if found is None:
@@ -82,9 +79,14 @@ def require_user() -> User:
 def login(user: User) -> None:
     """Start a new server-side session with a fresh cookie (no session fixation)."""
     lang = session.get("lang")
+    previous: UserSession | None = g.get("user_session")
     session.clear()
     device = (request.user_agent.string or "")[:80]
     with get_db().transaction() as write:
+        if previous is not None:  # signing in again on this device replaces its old session
+            with suppress(NotFound):
+                services.end_session(write, user=services.get_user(write, previous.user_id),
+                                     session_id=previous.id or 0)
         record, token = services.start_session(write, user=user, device=device, now=utcnow())
     session[SESSION_KEY] = token
     session.permanent = True

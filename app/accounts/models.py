@@ -37,7 +37,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     display_name: str = Field(max_length=30)
     # Case- and width-folded form of the display name, so "Sunny" and "SUNNY" cannot both exist.
-    name_key: str = Field(max_length=30, unique=True, index=True)
+    name_key: str = Field(max_length=120, unique=True, index=True)
     password_hash: str = Field(max_length=255)
     role: str = Field(default=Role.MEMBER, max_length=10)
     timezone: str = Field(default="UTC", max_length=64)

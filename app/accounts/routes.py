@@ -40,7 +40,7 @@ from app.accounts.models import (
     UserPublic,
 )
 from app.api import ApiBlueprint
-from app.db import get_session, utcnow
+from app.db import get_db, get_session, utcnow
 from app.errors import DomainError
 from app.extensions import limiter
 from app.urls import public_url
@@ -67,8 +67,17 @@ def _account_limit() -> str:
     return str(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
 
 
-throttled = [limiter.limit(_ip_limit, methods=["POST"]),
-             limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])]
+def _failed(response: Response) -> bool:
+    """Only failed sign-ins use up the allowance; a member who signs in often is never blocked."""
+    return response.status_code == 401
+
+
+# Shared scopes: the form and the API draw on one allowance per address and one per account.
+throttled = [
+    limiter.shared_limit(_ip_limit, scope="login-ip", methods=["POST"], deduct_when=_failed),
+    limiter.shared_limit(_account_limit, scope="login-account", key_func=_account_key,
+                         methods=["POST"], deduct_when=_failed),
+]
 
 
 def throttle(view: Any) -> Any:
@@ -108,15 +117,17 @@ def join_start() -> str | BaseResponse:
 def _render_join(code: str, form: dict[str, str], error: DomainError | None = None,
                  status: int = 200) -> tuple[str, int]:
     invite = cohort_name = None
-    try:
-        invite = services.find_invite(get_session(), code=code, now=utcnow())
-        cohort = get_session().get(Cohort, invite.cohort_id)
-        cohort_name = cohort.name if cohort else None
-    except InviteNotUsable as exc:
-        error, status = exc, exc.status
+    # A read of its own: after a refused join, the form must not hold the write lock.
+    with get_db().session(write=False) as read:
+        try:
+            invite = services.find_invite(read, code=code, now=utcnow())
+            cohort = read.get(Cohort, invite.cohort_id)
+            cohort_name = cohort.name if cohort else None
+        except InviteNotUsable as exc:
+            error, status = exc, exc.status
     return render_template("accounts/join.html", code=services.format_code(code),
                            invite=invite, cohort_name=cohort_name, form=form, error=error,
-                           timezones=sorted(services._timezones())), status
+                           timezones=services.timezones()), status
 
 
 @bp.get("/join/<code>")
@@ -201,7 +212,8 @@ def reset(token: str) -> Any:
 @auth.login_required
 def sessions_page() -> str:
     user = auth.require_user()
-    rows = services.list_sessions(get_session(), user=user)
+    rows = services.list_sessions(get_session(), user=user, now=utcnow(),
+                                  limits=auth.session_limits())
     return render_template("accounts/sessions.html", sessions=rows,
                            current_id=auth.current_session().id)
 
@@ -236,13 +248,13 @@ def end_other_sessions() -> BaseResponse:
 
 def _coach_view(**extra: Any) -> str:
     coach = auth.require_user()
-    db_session = get_session()
-    cohorts = services.cohorts_of(db_session, user=coach, role=CohortRole.COACH)
-    groups = [{"cohort": cohort,
-               "members": services.members_of(db_session, cohort_id=cohort.id or 0),
-               "invites": [_invite_public(i) for i in
-                           services.invites_of(db_session, cohort_id=cohort.id or 0)]}
-              for cohort in cohorts]
+    with get_db().session(write=False) as read:
+        cohorts = services.cohorts_of(read, user=coach, role=CohortRole.COACH)
+        groups = [{"cohort": cohort,
+                   "members": services.members_of(read, cohort_id=cohort.id or 0),
+                   "invites": [_invite_public(i) for i in
+                               services.invites_of(read, cohort_id=cohort.id or 0)]}
+                  for cohort in cohorts]
     return render_template("accounts/coach_home.html", groups=groups, now=utcnow(), **extra)
 
 
@@ -371,7 +383,8 @@ def api_sessions() -> list[SessionPublic]:
     current_id = auth.current_session().id
     return [SessionPublic(id=row.id or 0, device=row.device, created_at=row.created_at,
                           last_seen_at=row.last_seen_at, current=row.id == current_id)
-            for row in services.list_sessions(get_session(), user=auth.require_user())]
+            for row in services.list_sessions(get_session(), user=auth.require_user(),
+                                              now=utcnow(), limits=auth.session_limits())]
 
 
 @api.operation("DELETE", "/sessions/<int:session_id>", summary="Sign one device out.")

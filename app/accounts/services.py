@@ -6,9 +6,11 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
@@ -61,6 +63,20 @@ def _hash_token(token: str) -> str:
 # --- display names, timezones, languages ---
 
 
+def has_control_characters(text: str) -> bool:
+    """True for text carrying control, format or unassigned characters (NUL included)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
+
+
+_SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
+
+
+def _scripts(text: str) -> set[str]:
+    """The scripts the letters of `text` come from (LATIN, CYRILLIC, GREEK, CJK, ...)."""
+    names = (unicodedata.name(ch, "?").split()[0] for ch in text if ch.isalpha())
+    return {_SCRIPT_GROUPS.get(name, name) for name in names}
+
+
 def normalise_display_name(raw: str) -> str:
     """Tidy a display name: NFKC, inner runs of spaces collapsed, ends trimmed."""
     return " ".join(unicodedata.normalize("NFKC", raw).split())
@@ -72,6 +88,9 @@ def name_key(display_name: str) -> str:
 
 def check_display_name(raw: str) -> str:
     """Return the tidied display name, or raise with a message saying what to change."""
+    if has_control_characters(raw):
+        raise InvalidInput(_l("Please use letters, numbers, spaces, dots, dashes or "
+                              "apostrophes only."), field="display_name")
     name = normalise_display_name(raw)
     if not 3 <= len(name) <= 30:
         raise InvalidInput(_l("Please pick a name of 3 to 30 characters."), field="display_name")
@@ -81,16 +100,25 @@ def check_display_name(raw: str) -> str:
     if not _NAME_RE.match(name) or "__" in name:
         raise InvalidInput(_l("Please use letters, numbers, spaces, dots, dashes or "
                               "apostrophes only."), field="display_name")
+    if len(_scripts(name)) > 1:
+        # Mixed alphabets let someone pass for another member (a Cyrillic "о" in "Coach").
+        raise InvalidInput(_l("Please use letters from one alphabet only."), field="display_name")
     return name
 
 
 @cache
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+def timezones() -> tuple[str, ...]:
+    """Every IANA timezone name, sorted."""
+    return tuple(sorted(available_timezones()))
+
+
+@cache
+def _timezone_set() -> frozenset[str]:
+    return frozenset(timezones())
 
 
 def check_timezone(tz: str) -> str:
-    if tz not in _timezones():
+    if tz not in _timezone_set():
         raise InvalidInput(_l("Please choose your timezone from the list."), field="timezone")
     return tz
 
@@ -141,7 +169,9 @@ def get_user(session: Session, user_id: int) -> User:
 
 def authenticate(session: Session, *, display_name: str, password: str) -> User:
     """The user whose name and password match, or InvalidCredentials (same time either way)."""
-    user = session.scalar(select(User).where(col(User.name_key) == name_key(display_name)))
+    user = None
+    if not has_control_characters(display_name) and len(display_name) <= 60:
+        user = find_user(session, display_name=display_name)
     if not passwords.verify_password(user.password_hash if user else None, password) or not user:
         raise InvalidCredentials()
     if passwords.needs_rehash(user.password_hash):
@@ -168,6 +198,13 @@ class SessionLimits:
     absolute: timedelta
     staff_idle: timedelta
     staff_absolute: timedelta
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SessionLimits:
+        return cls(idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+                   absolute=timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]),
+                   staff_idle=timedelta(minutes=config["STAFF_SESSION_IDLE_MINUTES"]),
+                   staff_absolute=timedelta(hours=config["STAFF_SESSION_ABSOLUTE_HOURS"]))
 
     def for_role(self, role: str) -> tuple[timedelta, timedelta]:
         if role == Role.MEMBER:
@@ -202,14 +239,34 @@ def resolve_session(session: Session, *, token: str, now: datetime, limits: Sess
     return user_session, user
 
 
+def live_session_ids(session: Session, *, session_ids: set[int], now: datetime,
+                     limits: SessionLimits) -> set[int]:
+    """Which of `session_ids` are still signed in (not ended, not timed out)."""
+    rows = session.exec(select(UserSession, User.role)
+                        .join(User, col(User.id) == col(UserSession.user_id))
+                        .where(col(UserSession.id).in_(session_ids)))
+    alive = set()
+    for user_session, role in rows:
+        idle, absolute = limits.for_role(role)
+        if now - user_session.last_seen_at <= idle and now - user_session.created_at <= absolute:
+            alive.add(user_session.id or 0)
+    return alive
+
+
 def touch_session(session: Session, *, session_id: int, now: datetime) -> None:
     session.execute(update(UserSession).where(col(UserSession.id) == session_id)
                     .values(last_seen_at=now))
 
 
-def list_sessions(session: Session, *, user: User) -> list[UserSession]:
-    return list(session.scalars(select(UserSession).where(col(UserSession.user_id) == user.id)
-                                .order_by(col(UserSession.last_seen_at).desc())))
+def list_sessions(session: Session, *, user: User, now: datetime, limits: SessionLimits
+                  ) -> list[UserSession]:
+    """The user's signed-in devices that have not timed out, most recently used first."""
+    idle, absolute = limits.for_role(user.role)
+    return list(session.exec(
+        select(UserSession).where(col(UserSession.user_id) == user.id,
+                                  col(UserSession.last_seen_at) > now - idle,
+                                  col(UserSession.created_at) > now - absolute)
+        .order_by(col(UserSession.last_seen_at).desc())))
 
 
 def end_session(session: Session, *, user: User, session_id: int) -> None:
@@ -258,8 +315,10 @@ def is_coach_of(session: Session, *, user: User, cohort_id: int) -> bool:
         col(CohortMembership.role) == CohortRole.COACH)) is not None
 
 
-def find_cohort(session: Session, *, name: str) -> Cohort | None:
-    return session.exec(select(Cohort).where(func.lower(Cohort.name) == name.lower())).first()
+def find_cohorts(session: Session, *, name: str) -> list[Cohort]:
+    """Cohorts whose name matches `name`, ignoring case (in any alphabet)."""
+    folded = " ".join(name.split()).casefold()
+    return [c for c in session.exec(select(Cohort)) if c.name.casefold() == folded]
 
 
 def get_cohort_for_coach(session: Session, *, coach: User, cohort_id: int) -> Cohort:
@@ -273,6 +332,8 @@ def get_cohort_for_coach(session: Session, *, coach: User, cohort_id: int) -> Co
 def create_cohort(session: Session, *, coach: User, name: str) -> Cohort:
     _require_staff(coach)
     name = " ".join(name.split())
+    if has_control_characters(name):
+        raise InvalidInput(_l("Please use letters, numbers and punctuation only."), field="name")
     if not 2 <= len(name) <= 80:
         raise InvalidInput(_l("Please give the group a name of 2 to 80 characters."), field="name")
     cohort = Cohort(name=name)
@@ -423,6 +484,10 @@ def issue_reset_link(session: Session, *, staff: User, member_id: int, now: date
                            col(CohortMembership.role) == CohortRole.COACH))))
         if shared is None:
             raise NotFound()
+    # Only the newest link works: any earlier unused one for this member stops working now.
+    session.execute(update(ResetToken).where(col(ResetToken.user_id) == member.id,
+                                             col(ResetToken.used_at).is_(None))
+                    .values(expires_at=now))
     token = secrets.token_urlsafe(32)
     reset = ResetToken(token_hash=_hash_token(token), user_id=_id(member), created_by_id=staff.id,
                        created_at=now, expires_at=now + timedelta(hours=hours))

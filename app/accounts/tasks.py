@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from app.accounts import auth, services
+from flask import current_app
+
+from app.accounts import services
 from app.db import get_db, utcnow
 from app.jobs import crontab, periodic_task
 
@@ -16,6 +18,6 @@ def purge_expired_sessions() -> int:
     """Every hour: delete signed-in sessions that have timed out."""
     with get_db().transaction() as session:
         removed = services.purge_expired_sessions(session, now=utcnow(),
-                                                  limits=auth.session_limits())
+                                                  limits=services.SessionLimits.from_config(current_app.config))
     log.info("purged %d expired sessions", removed)
     return removed

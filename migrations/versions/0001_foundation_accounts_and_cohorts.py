@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 21:39:52.193330
+Create Date: 2026-11-25 22:08:44.902144
 """
 from collections.abc import Sequence
 
@@ -29,7 +29,7 @@ def upgrade() -> None:
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
-    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('name_key', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('timezone', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

@@ -136,3 +136,24 @@ def test_the_coach_sees_their_members_and_how_many(
     names = [m["display_name"] for m in client.get(f"/api/v1/cohorts/{cohort.id}/members").get_json()]
     assert names == ["Quiet Oak", "Sunny River"]
     assert PASSWORD not in client.get("/coach").get_data(as_text=True)
+
+
+def test_a_new_reset_link_makes_the_earlier_one_stop_working(
+        app: Flask, client: FlaskClient, coach: User, member: User) -> None:
+    sign_in(client, "Coach Rosa")
+    first = client.post(f"/api/v1/members/{member.id}/reset-link", headers=api_headers(client))
+    second = client.post(f"/api/v1/members/{member.id}/reset-link", headers=api_headers(client))
+    first_path = first.get_json()["link"].removeprefix("http://hearten.test")
+    second_path = second.get_json()["link"].removeprefix("http://hearten.test")
+    visitor = app.test_client()
+    assert visitor.get(first_path).status_code == 400
+    assert visitor.get(second_path).status_code == 200
+
+
+def test_a_group_name_with_hidden_characters_is_refused(
+        client: FlaskClient, session: Session, coach: User) -> None:
+    sign_in(client, "Coach Rosa")
+    response = client.post("/api/v1/cohorts", json={"name": "Night\x00Owls"},
+                           headers=api_headers(client))
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "name"
+    assert factories.fresh(session).scalar(select(func.count()).select_from(Cohort)) == 0

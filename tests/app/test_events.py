@@ -75,3 +75,30 @@ def test_a_failing_side_effect_does_not_undo_the_committed_change(app: Flask) ->
     with db.session(write=False) as session:
         assert session.scalar(select(Cohort.name)) == "stays"
     assert seen == ["still delivered to the next handler"]
+
+
+def test_savepoints_neither_publish_early_nor_lose_the_outer_events(app: Flask) -> None:
+    db = get_db(app)
+    seen: list[str] = []
+    db.bus.after_commit(ThingHappened, lambda event: seen.append(event.name))
+    with db.transaction() as session:
+        record(session, ThingHappened("outer"))
+        with session.begin_nested():
+            session.add(Cohort(name="inside a savepoint"))
+        assert seen == []  # releasing a savepoint is not a commit
+        with pytest.raises(RuntimeError), session.begin_nested():
+            record(session, ThingHappened("undone with its savepoint"))
+            raise RuntimeError("abort the savepoint only")
+        record(session, ThingHappened("later"))
+    assert seen == ["outer", "later"]
+
+
+def test_a_rolled_back_outer_transaction_drops_events_from_released_savepoints(app: Flask) -> None:
+    db = get_db(app)
+    seen: list[str] = []
+    db.bus.after_commit(ThingHappened, lambda event: seen.append(event.name))
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        with session.begin_nested():
+            record(session, ThingHappened("inside"))
+        raise RuntimeError("the whole change fails")
+    assert seen == []

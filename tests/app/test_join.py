@@ -171,3 +171,33 @@ def test_joining_through_the_api_signs_the_member_in(client: FlaskClient, invite
     assert response.get_json()["display_name"] == "Api Person"
     me = client.get("/api/v1/me").get_json()
     assert me["timezone"] == "America/Chicago" and me["language"] == "es"
+
+
+def test_names_with_hidden_characters_or_mixed_alphabets_are_refused(
+        client: FlaskClient, session: Session, invite: Invite, coach: User) -> None:
+    before = _user_count(session)
+    for name, message in (("Sunny\x00River", "letters, numbers, spaces"),
+                          ("Sun\u200bny", "letters, numbers, spaces"),
+                          ("C\u043each Rosa", "one alphabet only")):  # a Cyrillic "о"
+        response = _join(client, invite.code, display_name=name)
+        assert response.status_code == 400, name
+        assert message in response.get_data(as_text=True)
+    assert _user_count(session) == before
+    # Names in one other alphabet, or with letters that grow when folded, are welcome.
+    assert _join(client, invite.code, display_name="Мария").status_code == 302
+    other = client.application.test_client()
+    assert _join(other, invite.code, display_name="ß" * 30).status_code == 302
+
+
+def test_api_field_problems_say_which_field_and_what_is_wrong(
+        client: FlaskClient, session: Session, invite: Invite) -> None:
+    headers = {"X-CSRFToken": csrf_token(client)}
+    missing = client.post("/api/v1/join", json={"code": invite.code}, headers=headers)
+    assert missing.status_code == 400
+    assert missing.get_json()["error"] == {
+        "code": "invalid_input", "field": "display_name",
+        "message": "Something is missing: display_name."}
+    long = client.post("/api/v1/join", json={"code": invite.code, "display_name": "x" * 61,
+                                             "password": "tea in the garden"}, headers=headers)
+    assert long.get_json()["error"]["message"] == "This is too long: display_name."
+    assert _user_count(session) == 0 + 1  # only the coach from the fixtures

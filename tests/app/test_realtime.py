@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
 import socketio
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlmodel import Session
 
-from app.accounts.models import Cohort, Invite, User
+from app import realtime
+from app.accounts.models import Cohort, Invite, User, UserSession
+from app.db import utcnow
 from app.extensions import socketio as server_socketio
 from tests import factories
 from tests.factories import PASSWORD, csrf_token, sign_in
@@ -128,3 +132,30 @@ def test_live_sockets_under_gunicorn_hear_joins_and_their_own_sign_out(
 
     assert coach_http.post(f"{live_server.url}/api/v1/logout", timeout=5).status_code == 204
     assert signed_out.wait(5)
+
+
+def test_sockets_of_a_timed_out_session_are_closed_by_the_sweep(
+        app: Flask, client: FlaskClient, session: Session, coach: User) -> None:
+    sign_in(client, "Coach Rosa")
+    socket = server_socketio.test_client(app, flask_test_client=client)
+    assert socket.is_connected()
+    with app.app_context():
+        assert realtime.sweep_sockets() == 0
+        session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(hours=2)))
+        session.commit()
+        assert realtime.sweep_sockets() == 1
+    assert not socket.is_connected()
+
+
+@pytest.mark.live
+def test_a_socket_that_ignores_signed_out_is_closed_by_the_server(
+        live_server: LiveServer, coach: User, live_socket_factory: list[socketio.Client]) -> None:
+    coach_http = _signed_in_http(live_server, "Coach Rosa")
+    closed = threading.Event()
+    client = socketio.Client(reconnection=False)
+    live_socket_factory.append(client)
+    client.on("disconnect", lambda *args: closed.set())
+    client.connect(live_server.url, headers={"Cookie": _cookie_header(coach_http)},
+                   transports=["websocket"], wait_timeout=5)
+    assert coach_http.post(f"{live_server.url}/api/v1/logout", timeout=5).status_code == 204
+    assert closed.wait(5), "the server closed the socket itself"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app import create_app
 from app.accounts.models import User
 from tests.factories import sign_in
+from tests.live import LiveServer
 
 
 def test_every_page_has_a_strict_content_security_policy(client: FlaskClient) -> None:
@@ -53,3 +60,29 @@ def test_fingerprinted_static_files_are_cached_for_a_year(client: FlaskClient) -
     response = client.get(url)
     assert response.status_code == 200
     assert "immutable" in response.headers["Cache-Control"]
+
+
+@pytest.mark.live
+def test_the_access_log_never_holds_reset_tokens_or_invite_codes(live_server: LiveServer) -> None:
+    requests.get(f"{live_server.url}/reset/secret-reset-token-123", timeout=5)
+    requests.get(f"{live_server.url}/join/SECRETCD", timeout=5)
+    requests.get(f"{live_server.url}/join?code=QUERYCODE", timeout=5)
+    time.sleep(0.3)
+    log = live_server.log()
+    assert '"GET /reset/…"' in log and '"GET /join/…"' in log
+    for secret in ("secret-reset-token-123", "SECRETCD", "QUERYCODE"):
+        assert secret not in log
+
+
+def test_a_database_outage_is_answered_with_503_and_a_clear_message(tmp_path: Path) -> None:
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                      "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "JOBS_IMMEDIATE": True})
+    client = app.test_client()
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["database"] == "unavailable"
+    with client.session_transaction() as cookie:
+        cookie["sid"] = "a signed-in device's token"  # every page now has to look it up
+    assert client.get("/healthz").status_code == 503
+    page = client.get("/api/v1/cohorts")
+    assert page.status_code == 503
+    assert page.get_json()["error"]["message"] == "Hearten is busy for a moment. Please try again soon."

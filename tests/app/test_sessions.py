@@ -45,13 +45,18 @@ def test_signing_in_starts_a_new_session_id_and_the_old_cookie_stops_working(
     sign_in(client, "Sunny River")
     first_cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     assert first_cookie is not None
+    (first_id,) = [row.id for row in _session_rows(session, member)]
     sign_in(client, "sunny river")  # names are matched without regard to case
     second_cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     assert second_cookie is not None and second_cookie.value != first_cookie.value
-    assert len(_session_rows(session, member)) == 2
+    second_rows = _session_rows(session, member)
+    assert len(second_rows) == 1 and second_rows[0].id != first_id
+    stale = app.test_client()
+    stale.set_cookie(app.config["SESSION_COOKIE_NAME"], first_cookie.value)
+    assert stale.get("/api/v1/me").status_code == 401
     # Logging out ends this device's session for good, even if its old cookie is replayed.
     client.post("/logout", data={"csrf_token": csrf_token(client)})
-    assert len(_session_rows(session, member)) == 1
+    assert _session_rows(session, member) == []
     replay = app.test_client()
     replay.set_cookie(app.config["SESSION_COOKIE_NAME"], second_cookie.value)
     assert replay.get("/api/v1/me").status_code == 401
@@ -97,12 +102,18 @@ def test_sign_out_every_other_device(app: Flask, session: Session, member: User)
     assert [d.get("/api/v1/me").status_code for d in devices[1:]] == [401, 401]
 
 
-def test_an_idle_session_times_out(client: FlaskClient, session: Session, member: User) -> None:
+def test_an_idle_session_times_out(app: Flask, client: FlaskClient, session: Session,
+                                   member: User) -> None:
+    other = app.test_client()
+    sign_in(other, "Sunny River")
     sign_in(client, "Sunny River")
     session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(days=8)))
     session.commit()
     assert client.get("/api/v1/me").status_code == 401
     assert client.get("/home").status_code == 302
+    sign_in(client, "Sunny River")
+    # The timed-out device is no longer listed as signed in.
+    assert len(client.get("/api/v1/sessions").get_json()) == 1
 
 
 def test_a_session_in_use_still_ends_at_the_absolute_timeout(
@@ -160,3 +171,41 @@ def test_the_api_login_is_throttled_too(client: FlaskClient, member: User) -> No
                                                    "password": PASSWORD}, headers=headers)
     assert response.status_code == 429
     assert response.get_json()["error"]["code"] == "rate_limited"
+
+
+def test_hidden_characters_in_a_sign_in_name_get_the_usual_answer(
+        client: FlaskClient, member: User) -> None:
+    response = _login(client, "Sunny\x00River", PASSWORD)
+    assert response.status_code == 401  # type: ignore[attr-defined]
+    api = client.post("/api/v1/login", json={"display_name": "Sunny\x00River", "password": "x"},
+                      headers={"X-CSRFToken": csrf_token(client)})
+    assert api.status_code == 401
+
+
+def test_form_and_api_sign_ins_share_one_allowance(client: FlaskClient, member: User) -> None:
+    headers = {"X-CSRFToken": csrf_token(client)}
+    for i in range(25):
+        if i % 2:
+            assert _login(client, "Sunny River", "wrong").status_code == 401  # type: ignore[attr-defined]
+        else:
+            response = client.post("/api/v1/login", json={"display_name": "Sunny River",
+                                                          "password": "wrong"}, headers=headers)
+            assert response.status_code == 401
+    assert _login(client, "Sunny River", PASSWORD).status_code == 429  # type: ignore[attr-defined]
+    api = client.post("/api/v1/login", json={"display_name": "Sunny River", "password": PASSWORD},
+                      headers=headers)
+    assert api.status_code == 429
+
+
+def test_successful_sign_ins_do_not_use_up_the_allowance(app: Flask, member: User) -> None:
+    client = app.test_client()
+    for _ in range(30):
+        sign_in(client, "Sunny River")
+    assert _login(client, "Sunny River", "wrong").status_code == 401  # type: ignore[attr-defined]
+
+
+def test_signing_in_again_on_a_device_replaces_its_old_session(
+        client: FlaskClient, session: Session, member: User) -> None:
+    sign_in(client, "Sunny River")
+    sign_in(client, "Sunny River")
+    assert len(_session_rows(session, member)) == 1
