@@ -15,6 +15,7 @@ from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
+from wearables import routes as wearable_routes
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -42,6 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(shell.bp)
     app.register_blueprint(account_routes.bp)
     app.register_blueprint(account_routes.api)
+    app.register_blueprint(wearable_routes.bp)
+    app.register_blueprint(wearable_routes.api)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)

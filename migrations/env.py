@@ -7,7 +7,10 @@ from logging.config import fileConfig
 from alembic import context
 from sqlmodel import SQLModel
 
-import app.accounts.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Every package's models, so that their tables are on SQLModel.metadata.
+import app.accounts.models
+import app.idempotency  # noqa: F401
+import wearables.models  # noqa: F401
 from app.config import load_config
 from app.db import make_engine, normalise_url
 

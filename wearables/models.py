@@ -1,0 +1,91 @@
+"""Daily metrics: steps per local day and sleep per night, one row per member, day and source."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class Source(enum.StrEnum):
+    MANUAL = "manual"
+    GOOGLE = "google"
+    FITBIT = "fitbit"
+    IMPORT = "import"
+
+
+# When several sources have a value for the same day, the first in this list wins: what the
+# member typed in (they know best), then a connected tracker, then an imported file.
+PRECEDENCE: tuple[Source, ...] = (Source.MANUAL, Source.GOOGLE, Source.FITBIT, Source.IMPORT)
+
+
+def _member_fk() -> Column[int]:
+    return Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+def _when(*, nullable: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class DailySteps(SQLModel, table=True):
+    """Steps on one local day from one source."""
+
+    __table_args__ = (UniqueConstraint("member_id", "day", "source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=_member_fk())
+    day: date
+    source: str = Field(max_length=16)
+    steps: int
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class SleepNight(SQLModel, table=True):
+    """The main sleep that ended on a local date, from one source, with that day's naps apart."""
+
+    __table_args__ = (UniqueConstraint("member_id", "night", "source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=_member_fk())
+    night: date
+    source: str = Field(max_length=16)
+    bedtime: datetime = Field(sa_column=_when())
+    wake_time: datetime = Field(sa_column=_when())
+    # The UTC offset at bedtime, so that "bedtime around 23:00" still holds after travel.
+    bed_offset_minutes: int = 0
+    minutes_asleep: int
+    minutes_in_bed: int
+    nap_minutes: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+# --- What crosses the wire ---
+
+
+class StepsEntry(SQLModel):
+    day: date = Field(description="The local day, YYYY-MM-DD.")
+    steps: int
+    client_key: str | None = Field(default=None, max_length=64,
+                                   description="Random key from the device; a resend counts once.")
+
+
+class SleepEntry(SQLModel):
+    bedtime: datetime = Field(description="Local time the member went to bed, without a zone.")
+    wake_time: datetime = Field(description="Local time the member woke up, without a zone.")
+    client_key: str | None = Field(default=None, max_length=64)
+
+
+class DayMetricsPublic(SQLModel):
+    day: date
+    steps: int | None
+    steps_source: str | None
+    sleep_minutes: int | None
+    time_in_bed_minutes: int | None
+    nap_minutes: int | None
+    sleep_source: str | None
+    bedtime: str | None = Field(description="Local HH:MM")
+    wake_time: str | None = Field(description="Local HH:MM")

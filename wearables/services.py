@@ -1,0 +1,239 @@
+"""Daily metrics: store what any source reports (upserts), typed-in entries, and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlmodel import Session, col, select
+
+from app import idempotency
+from app.accounts.models import User
+from app.errors import InvalidInput
+from app.events import record
+from wearables.events import SleepSynced, StepsSynced
+from wearables.models import PRECEDENCE, DailySteps, SleepNight, Source
+from wearables.records import DaySteps, SleepSession
+
+MAX_STEPS = 100_000
+OLDEST_ENTRY_DAYS = 365
+LONGEST_SLEEP = timedelta(hours=20)
+SHORTEST_SLEEP = timedelta(minutes=30)
+
+
+def local_today(member: User, now: datetime) -> date:
+    """The member's calendar date at `now`, in their own timezone."""
+    return now.astimezone(ZoneInfo(member.timezone)).date()
+
+
+# --- storing what a source reports ---
+
+
+def store_steps(session: Session, *, member_id: int, source: Source, days: Iterable[DaySteps],
+                now: datetime) -> tuple[date, ...]:
+    """Upsert steps per (member, day, source); publish StepsSynced for the days that changed."""
+    incoming = {d.day: d.steps for d in days}
+    if not incoming:
+        return ()
+    existing = {row.day: row for row in session.exec(
+        select(DailySteps).where(col(DailySteps.member_id) == member_id,
+                                 col(DailySteps.source) == source,
+                                 col(DailySteps.day).in_(list(incoming))))}
+    changed = []
+    for day, steps in sorted(incoming.items()):
+        row = existing.get(day)
+        if row is None:
+            session.add(DailySteps(member_id=member_id, day=day, source=source, steps=steps,
+                                   updated_at=now))
+        elif row.steps != steps:
+            row.steps, row.updated_at = steps, now
+        else:
+            continue
+        changed.append(day)
+    session.flush()
+    if changed:
+        record(session, StepsSynced(member_id=member_id, source=source, days=tuple(changed)))
+    return tuple(changed)
+
+
+@dataclass(frozen=True)
+class Night:
+    """The main sleep ending on a local date, and the minutes of that date's naps."""
+
+    night: date
+    main: SleepSession
+    nap_minutes: int
+
+
+def nights_from_sessions(sessions: Iterable[SleepSession], tz: str) -> dict[date, Night]:
+    """Group sleeps by the local date they end on: the longest main sleep is the night."""
+    zone = ZoneInfo(tz)
+    by_date: dict[date, list[SleepSession]] = {}
+    for sleep in sessions:
+        by_date.setdefault(sleep.end.astimezone(zone).date(), []).append(sleep)
+    nights = {}
+    for night, group in by_date.items():
+        mains = [s for s in group if s.is_main] or group
+        main = max(mains, key=lambda s: (s.minutes_in_bed, s.end))
+        naps = sum(s.minutes_asleep for s in group if s is not main)
+        nights[night] = Night(night=night, main=main, nap_minutes=naps)
+    return nights
+
+
+def store_sleep(session: Session, *, member_id: int, tz: str, source: Source,
+                sessions: Iterable[SleepSession], now: datetime) -> tuple[date, ...]:
+    """Upsert nights per (member, night, source); publish SleepSynced for nights that changed."""
+    nights = nights_from_sessions(sessions, tz)
+    if not nights:
+        return ()
+    existing = {row.night: row for row in session.exec(
+        select(SleepNight).where(col(SleepNight.member_id) == member_id,
+                                 col(SleepNight.source) == source,
+                                 col(SleepNight.night).in_(list(nights))))}
+    changed = []
+    for night, found in sorted(nights.items()):
+        offset = found.main.start.utcoffset() or timedelta()
+        values: dict[str, Any] = {"bedtime": found.main.start.astimezone(UTC),
+                  "wake_time": found.main.end.astimezone(UTC),
+                  "bed_offset_minutes": int(offset.total_seconds() // 60),
+                  "minutes_asleep": found.main.minutes_asleep,
+                  "minutes_in_bed": found.main.minutes_in_bed,
+                  "nap_minutes": found.nap_minutes}
+        row = existing.get(night)
+        if row is None:
+            session.add(SleepNight(member_id=member_id, night=night, source=source,
+                                   updated_at=now, **values))
+        elif any(getattr(row, key) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = now
+        else:
+            continue
+        changed.append(night)
+    session.flush()
+    if changed:
+        record(session, SleepSynced(member_id=member_id, source=source, nights=tuple(changed)))
+    return tuple(changed)
+
+
+# --- typed-in entries ---
+
+
+def _member_id(member: User) -> int:
+    if member.id is None:
+        raise ValueError("the member has not been saved yet")
+    return member.id
+
+
+def enter_steps(session: Session, *, member: User, day: date, steps: int,
+                client_key: str | None, now: datetime) -> bool:
+    """Store steps the member typed in; False when this client key was already used."""
+    today = local_today(member, now)
+    if day > today:
+        raise InvalidInput(_l("That day has not happened yet. Please pick today or an "
+                              "earlier day."), field="day")
+    if day < today - timedelta(days=OLDEST_ENTRY_DAYS):
+        raise InvalidInput(_l("Please pick a day within the last year."), field="day")
+    if not 0 <= steps <= MAX_STEPS:
+        raise InvalidInput(_l("Please enter a number of steps from 0 to 100,000."),
+                           field="steps")
+    if not idempotency.claim(session, user_id=_member_id(member), key=client_key,
+                             action="steps"):
+        return False
+    store_steps(session, member_id=_member_id(member), source=Source.MANUAL,
+                days=[DaySteps(day=day, steps=steps)], now=now)
+    return True
+
+
+def enter_sleep(session: Session, *, member: User, bedtime: datetime, wake_time: datetime,
+                client_key: str | None, now: datetime) -> bool:
+    """Store a night the member typed in as local bed and wake times; False on a resend."""
+    zone = ZoneInfo(member.timezone)
+    bed = bedtime.replace(tzinfo=zone) if bedtime.tzinfo is None else bedtime.astimezone(zone)
+    wake = (wake_time.replace(tzinfo=zone) if wake_time.tzinfo is None
+            else wake_time.astimezone(zone))
+    length = wake.astimezone(UTC) - bed.astimezone(UTC)
+    if length <= timedelta():
+        raise InvalidInput(_l("The time you woke up should come after the time you went to "
+                              "bed."), field="wake_time")
+    if length < SHORTEST_SLEEP or length > LONGEST_SLEEP:
+        raise InvalidInput(_l("Please check the times: a night here can be from 30 minutes "
+                              "to 20 hours long."), field="wake_time")
+    if wake > now.astimezone(zone):
+        raise InvalidInput(_l("That wake-up time has not happened yet."), field="wake_time")
+    if wake.date() < local_today(member, now) - timedelta(days=OLDEST_ENTRY_DAYS):
+        raise InvalidInput(_l("Please pick a night within the last year."), field="bedtime")
+    if not idempotency.claim(session, user_id=_member_id(member), key=client_key,
+                             action="sleep"):
+        return False
+    minutes = int(length.total_seconds() // 60)
+    store_sleep(session, member_id=_member_id(member), tz=member.timezone, source=Source.MANUAL,
+                sessions=[SleepSession(start=bed, end=wake, minutes_asleep=minutes,
+                                       minutes_in_bed=minutes)], now=now)
+    return True
+
+
+# --- reading back, with the documented precedence ---
+
+
+@dataclass(frozen=True)
+class DayMetrics:
+    """What one day looks like once sources are merged by precedence."""
+
+    day: date
+    steps: int | None = None
+    steps_source: str | None = None
+    sleep_minutes: int | None = None
+    time_in_bed_minutes: int | None = None
+    nap_minutes: int | None = None
+    sleep_source: str | None = None
+    bedtime: str | None = None
+    wake_time: str | None = None
+
+
+_RANKS = {source.value: rank for rank, source in enumerate(PRECEDENCE)}
+
+
+def _rank(source: str) -> int:
+    return _RANKS.get(source, len(PRECEDENCE))
+
+
+def recent_days(session: Session, *, member: User, days: int, now: datetime) -> list[DayMetrics]:
+    """The member's last `days` local days, oldest first, each source merged by precedence."""
+    member_id = _member_id(member)
+    today = local_today(member, now)
+    first = today - timedelta(days=days - 1)
+    zone = ZoneInfo(member.timezone)
+    best_steps: dict[date, DailySteps] = {}
+    for row in session.exec(select(DailySteps).where(
+            col(DailySteps.member_id) == member_id, col(DailySteps.day) >= first,
+            col(DailySteps.day) <= today)):
+        if row.day not in best_steps or _rank(row.source) < _rank(best_steps[row.day].source):
+            best_steps[row.day] = row
+    best_sleep: dict[date, SleepNight] = {}
+    for night in session.exec(select(SleepNight).where(
+            col(SleepNight.member_id) == member_id, col(SleepNight.night) >= first,
+            col(SleepNight.night) <= today)):
+        if (night.night not in best_sleep
+                or _rank(night.source) < _rank(best_sleep[night.night].source)):
+            best_sleep[night.night] = night
+    result = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        steps, sleep = best_steps.get(day), best_sleep.get(day)
+        result.append(DayMetrics(
+            day=day,
+            steps=steps.steps if steps else None,
+            steps_source=steps.source if steps else None,
+            sleep_minutes=sleep.minutes_asleep if sleep else None,
+            time_in_bed_minutes=sleep.minutes_in_bed if sleep else None,
+            nap_minutes=sleep.nap_minutes if sleep else None,
+            sleep_source=sleep.source if sleep else None,
+            bedtime=sleep.bedtime.astimezone(zone).strftime("%H:%M") if sleep else None,
+            wake_time=sleep.wake_time.astimezone(zone).strftime("%H:%M") if sleep else None,
+        ))
+    return result
