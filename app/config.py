@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from dotenv import load_dotenv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,25 @@ def _secret_key(app_env: str, instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _token_keys(app_env: str, instance: Path) -> list[str]:
+    """Fernet keys for tokens at rest; outside production, one is generated into instance/."""
+    raw = os.environ.get("TOKEN_KEYS", "")
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if keys:
+        return keys
+    if app_env == "production":
+        raise ConfigError(
+            "TOKEN_KEYS is not set. In production Hearten needs a Fernet key to encrypt tracker "
+            "tokens (for example: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())').")
+    path = instance / "token_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return [path.read_text().strip()]
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app's settings from the environment, then apply `overrides`."""
     overrides = dict(overrides or {})
@@ -65,6 +85,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'hearten.db'}",
         "REDIS_URL": redis_url,
         "JOBS_IMMEDIATE": os.environ.get("JOBS_IMMEDIATE", "") == "1",
+        # Run the job worker inside the app process (the embedded set-up of `make run`).
+        "JOBS_IN_PROCESS": os.environ.get("JOBS_IN_PROCESS", "") == "1",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         # Members stay signed in on their own phone for a while; staff, who see others' data, less.
         "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 7 * 24 * 60),
@@ -90,9 +112,25 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS", 0),
         "SOCKET_SWEEP_SECONDS": _int("SOCKET_SWEEP_SECONDS", 60),
+        # Wearables: every platform URL can point at a local stand-in (tests, the demo).
+        "GOOGLE_CLIENT_ID": os.environ.get("GOOGLE_CLIENT_ID", ""),
+        "GOOGLE_CLIENT_SECRET": os.environ.get("GOOGLE_CLIENT_SECRET", ""),
+        "GOOGLE_OAUTH_AUTHORIZE_URL": os.environ.get(
+            "GOOGLE_OAUTH_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth"),
+        "GOOGLE_OAUTH_TOKEN_URL": os.environ.get(
+            "GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+        "GOOGLE_OAUTH_REVOKE_URL": os.environ.get(
+            "GOOGLE_OAUTH_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
+        "GOOGLE_HEALTH_API_BASE": os.environ.get(
+            "GOOGLE_HEALTH_API_BASE", "https://health.googleapis.com"),
+        "BACKFILL_DAYS": _int("BACKFILL_DAYS", 365),
+        "SYNC_EVERY_MINUTES": _int("SYNC_EVERY_MINUTES", 30),
+        "RESYNC_DAYS": _int("RESYNC_DAYS", 3),
     }
     config.update(overrides)
     config["TESTING"] = bool(config.get("TESTING")) or app_env == "testing"
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret_key(app_env, instance)
+    if not config.get("TOKEN_KEYS"):
+        config["TOKEN_KEYS"] = _token_keys(app_env, instance)
     return config

@@ -19,6 +19,7 @@ from app.config import INSTANCE
 
 F = TypeVar("F", bound=Callable[..., Any])
 _app: Flask | None = None
+_consumer: Any = None
 
 
 def _make_huey() -> Huey:
@@ -69,9 +70,26 @@ def queue_state() -> dict[str, Any]:
     if huey.immediate:
         return {"state": "ok", "mode": "immediate", "pending": 0}
     try:
-        return {"state": "ok", "mode": type(huey).__name__, "pending": huey.pending_count()}
+        return {"state": "ok", "mode": type(huey).__name__, "pending": huey.pending_count(),
+                "in_process_worker": _consumer is not None}
     except Exception as exc:  # the health check reports, it must not fail
         return {"state": "unavailable", "mode": type(huey).__name__, "detail": type(exc).__name__}
+
+
+def start_in_process_worker(workers: int = 2) -> None:
+    """Run the consumer's scheduler and worker threads inside this (the app's) process.
+
+    The embedded set-up (no REDIS_URL) has no message queue between processes, so jobs run
+    where the sockets are, and their emits reach the members' pages. Huey's own `start()` would
+    also take over the process's signal handlers, which belong to gunicorn here.
+    """
+    global _consumer
+    if _consumer is not None:
+        return
+    _consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    _consumer.scheduler.start()
+    for _, worker in _consumer.worker_threads:
+        worker.start()
 
 
 def init_app(app: Flask) -> None:
@@ -80,6 +98,8 @@ def init_app(app: Flask) -> None:
     _app = app
     huey.immediate = bool(app.config["JOBS_IMMEDIATE"])
     app.extensions["huey"] = huey
+    if app.config.get("JOBS_IN_PROCESS") and not huey.immediate:
+        start_in_process_worker()
 
 
 __all__ = ["crontab", "huey", "init_app", "periodic_task", "queue_state", "task"]

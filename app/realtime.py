@@ -33,6 +33,10 @@ def emit_to_cohort(cohort_id: int, event: str, data: dict[str, Any]) -> None:
     socketio.emit(event, data, to=cohort_room(cohort_id))
 
 
+def emit_to_user(user_id: int, event: str, data: dict[str, Any]) -> None:
+    socketio.emit(event, data, to=f"user:{user_id}")
+
+
 def emit_to_coaches(cohort_id: int, event: str, data: dict[str, Any]) -> None:
     socketio.emit(event, data, to=coaches_room(cohort_id))
 

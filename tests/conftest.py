@@ -61,7 +61,13 @@ def database_url(migrated: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+def app_config() -> dict[str, object]:
+    """Extra settings for the app; a test package overrides this to add its own."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, app_config: dict[str, object]) -> Iterator[Flask]:
     app = create_app({
         "APP_ENV": "testing",
         "DATABASE_URL": database_url,
@@ -69,6 +75,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
         "INSTANCE_PATH": str(tmp_path),
         "JOBS_IMMEDIATE": True,
         "PUBLIC_URL": "http://hearten.test",
+        **app_config,
     })
     yield app
     get_db(app).dispose()

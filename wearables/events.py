@@ -20,3 +20,28 @@ class SleepSynced(DomainEvent):
     member_id: int
     source: str
     nights: tuple[date, ...]
+
+
+@dataclass(frozen=True)
+class SyncProgressed(DomainEvent):
+    """A chunk of days was stored; the member's page shows how far the sync has come."""
+
+    member_id: int
+    connection_id: int
+    days_done: int
+    days_total: int
+
+
+@dataclass(frozen=True)
+class ReconnectNeeded(DomainEvent):
+    """The platform refused us; the member is asked to connect again (reason: the new status)."""
+
+    member_id: int
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrackerConnected(DomainEvent):
+    member_id: int
+    connection_id: int

@@ -63,6 +63,37 @@ class SleepNight(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class ConnectionStatus(enum.StrEnum):
+    CONNECTED = "connected"
+    NEEDS_RECONNECT = "needs_reconnect"
+    MOVE_TO_GOOGLE = "move_to_google"
+    DISCONNECTED = "disconnected"
+
+
+class Connection(SQLModel, table=True):
+    """A member's link to a tracker platform, with its encrypted tokens and sync cursor."""
+
+    __tablename__ = "tracker_connection"
+    __table_args__ = (UniqueConstraint("member_id", "provider"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=_member_fk())
+    provider: str = Field(max_length=16)
+    status: str = Field(default=ConnectionStatus.CONNECTED, max_length=20)
+    external_user_id: str = Field(default="", max_length=128)
+    access_token_enc: str = Field(default="", max_length=4096)
+    refresh_token_enc: str = Field(default="", max_length=4096)
+    token_expires_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Backfill walks forward from backfill_from; synced_through is the last day fully fetched.
+    backfill_from: date
+    synced_through: date | None = None
+    backfill_total_days: int = 0
+    last_sync_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    failures: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
 # --- What crosses the wire ---
 
 

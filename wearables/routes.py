@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth
 from app.accounts.models import Role, User
 from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_db, get_session, utcnow
-from app.errors import DomainError, InvalidInput
-from wearables import services
-from wearables.models import DayMetricsPublic, SleepEntry, StepsEntry
+from app.errors import DomainError, InvalidInput, NotFound
+from app.urls import public_url
+from wearables import services, tasks
+from wearables.models import (
+    Connection,
+    ConnectionStatus,
+    DayMetricsPublic,
+    SleepEntry,
+    StepsEntry,
+)
+from wearables.providers import LABELS
+from wearables.providers.base import ProviderError, pkce_pair
 
 bp = Blueprint("wearables", __name__, template_folder="templates")
 api = ApiBlueprint("wearables_api", __name__, tag="wearables")
@@ -58,11 +78,49 @@ def _parse_int(raw: str, field: str) -> int:
         raise InvalidInput(_l("Please enter a whole number."), field=field) from None
 
 
+@dataclass(frozen=True)
+class ConnectionView:
+    """A connection as the member's page shows it, in plain words."""
+
+    provider: str
+    label: str
+    state: str  # working, syncing, needs_reconnect, move_to_google, waiting, retrying, disconnected
+    last_sync_at: datetime | None
+    next_attempt_at: datetime | None
+    done: int
+    total: int
+    connection_id: int
+
+
+def _view(connection: Connection, now: datetime) -> ConnectionView:
+    total = max(connection.backfill_total_days, 1)
+    done = 0 if connection.synced_through is None else min(
+        (connection.synced_through - connection.backfill_from).days + 1, total)
+    state = connection.status
+    if state == ConnectionStatus.CONNECTED:
+        waiting = connection.next_attempt_at is not None and connection.next_attempt_at > now
+        if waiting:
+            state = "retrying" if connection.failures else "waiting"
+        else:
+            state = "syncing" if done < total else "working"
+    return ConnectionView(provider=connection.provider,
+                          label=LABELS.get(connection.provider, connection.provider),
+                          state=state, last_sync_at=connection.last_sync_at,
+                          next_attempt_at=connection.next_attempt_at, done=done, total=total,
+                          connection_id=connection.id or 0)
+
+
 def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None = None,
                   status: int = 200) -> tuple[str, int]:
     member = auth.require_user()
+    now = utcnow()
     with get_db().session(write=False) as read:
-        days = services.recent_days(read, member=member, days=CHART_DAYS, now=utcnow())
+        days = services.recent_days(read, member=member, days=CHART_DAYS, now=now)
+        connections = [_view(c, now) for c in services.connections_of(read, member=member)
+                       if c.status != ConnectionStatus.DISCONNECTED]
+    connected = {c.provider for c in connections}
+    available = [(name, LABELS.get(name, name)) for name in tasks.providers()
+                 if name not in connected]
     steps_chart = bar_chart([(format_date(d.day, "d MMM"), d.steps) for d in days])
     sleep_chart = bar_chart([(format_date(d.day, "d MMM"),
                               None if d.sleep_minutes is None else d.sleep_minutes / 60)
@@ -70,6 +128,7 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
     today = services.local_today(member, utcnow())
     return render_template(
         "wearables/tracker.html", days=list(reversed(days)), steps_chart=steps_chart,
+        connections=connections, available=available,
         sleep_chart=sleep_chart, error=error, form=form or {}, today=today.isoformat(),
         client_key=secrets.token_urlsafe(16), has_data=any(d.steps is not None or
                                                            d.sleep_minutes is not None
@@ -117,6 +176,72 @@ def enter_sleep_page() -> Any:
         return _tracker_page(exc, form, exc.status)
     if stored:
         flash(_("Saved. Thank you for adding your sleep."))
+    return redirect(url_for("wearables.tracker"))
+
+
+# --- connecting a tracker (OAuth 2.0 with PKCE) ---
+
+
+def _callback_url(provider: str) -> str:
+    return public_url("wearables.oauth_callback", provider=provider)
+
+
+@bp.post("/tracker/connect/<provider>")
+@auth.roles_required(Role.MEMBER)
+def connect_start(provider: str) -> BaseResponse:
+    platform = tasks.providers().get(provider)
+    if platform is None:
+        raise NotFound(_l("That tracker cannot be connected here."))
+    state = secrets.token_urlsafe(24)
+    verifier, challenge = pkce_pair()
+    session[f"oauth:{provider}"] = {"state": state, "verifier": verifier}
+    return redirect(platform.authorization_url(redirect_uri=_callback_url(provider),
+                                               state=state, code_challenge=challenge))
+
+
+@bp.get("/tracker/callback/<provider>")
+@auth.roles_required(Role.MEMBER)
+def oauth_callback(provider: str) -> Any:
+    platform = tasks.providers().get(provider)
+    pending = session.pop(f"oauth:{provider}", None)
+    if platform is None or not isinstance(pending, dict):
+        raise NotFound(_l("That tracker cannot be connected here."))
+    if not secrets.compare_digest(str(request.args.get("state", "")), pending["state"]):
+        raise InvalidInput(_l("This connection attempt had expired. Please try connecting "
+                              "again."))
+    if request.args.get("error"):
+        flash(_("You chose not to connect. That is fine: you can type your numbers in or "
+                "bring a file whenever you like."))
+        return redirect(url_for("wearables.tracker"))
+    try:
+        tokens = platform.exchange_code(code=str(request.args.get("code", "")),
+                                        redirect_uri=_callback_url(provider),
+                                        code_verifier=pending["verifier"])
+        external_id = platform.user_id(access_token=tokens.access_token)
+    except ProviderError:
+        flash(_("We could not finish connecting. Nothing was changed; please try again in a "
+                "little while."))
+        return redirect(url_for("wearables.tracker"))
+    db_session = get_session()
+    services.connect(db_session, member=_member(), provider=provider, tokens=tokens,
+                     external_user_id=external_id, cipher=tasks.cipher(),
+                     backfill_days=current_app.config["BACKFILL_DAYS"], now=utcnow())
+    db_session.commit()
+    flash(_("Connected. Your past days are on their way; this page shows how far along they "
+            "are."))
+    return redirect(url_for("wearables.tracker"))
+
+
+@bp.post("/tracker/disconnect/<provider>")
+@auth.roles_required(Role.MEMBER)
+def disconnect(provider: str) -> BaseResponse:
+    keep = request.form.get("keep_data", "yes") != "no"
+    db_session = get_session()
+    token = services.disconnect(db_session, member=_member(), provider=provider, keep_data=keep)
+    db_session.commit()
+    tasks.revoke_token_task(provider, token)
+    flash(_("Disconnected. Your numbers so far are kept.") if keep else
+          _("Disconnected, and the numbers from that tracker are deleted."))
     return redirect(url_for("wearables.tracker"))
 
 

@@ -9,14 +9,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app import idempotency
 from app.accounts.models import User
-from app.errors import InvalidInput
+from app.crypto import TokenCipher
+from app.errors import InvalidInput, NotFound
 from app.events import record
-from wearables.events import SleepSynced, StepsSynced
-from wearables.models import PRECEDENCE, DailySteps, SleepNight, Source
+from wearables.events import SleepSynced, StepsSynced, TrackerConnected
+from wearables.models import (
+    PRECEDENCE,
+    Connection,
+    ConnectionStatus,
+    DailySteps,
+    SleepNight,
+    Source,
+)
+from wearables.providers.base import TokenSet
 from wearables.records import DaySteps, SleepSession
 
 MAX_STEPS = 100_000
@@ -237,3 +247,72 @@ def recent_days(session: Session, *, member: User, days: int, now: datetime) -> 
             wake_time=sleep.wake_time.astimezone(zone).strftime("%H:%M") if sleep else None,
         ))
     return result
+
+
+# --- connections ---
+
+
+def connections_of(session: Session, *, member: User) -> list[Connection]:
+    return list(session.exec(select(Connection).where(
+        col(Connection.member_id) == _member_id(member)).order_by(col(Connection.id))))
+
+
+def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
+            external_user_id: str, cipher: TokenCipher, backfill_days: int,
+            now: datetime) -> Connection:
+    """Store a new (or renewed) connection with encrypted tokens; backfill starts from there.
+
+    Reconnecting the same platform account keeps the cursor, so nothing is fetched twice; a
+    different account, or a first connection, backfills `backfill_days` days.
+    """
+    connection = session.exec(select(Connection).where(
+        col(Connection.member_id) == _member_id(member),
+        col(Connection.provider) == provider)).first()
+    start = local_today(member, now) - timedelta(days=backfill_days - 1)
+    if connection is None:
+        connection = Connection(member_id=_member_id(member), provider=provider,
+                                backfill_from=start, created_at=now)
+        session.add(connection)
+    elif connection.external_user_id != external_user_id:
+        connection.backfill_from, connection.synced_through = start, None
+    connection.status = ConnectionStatus.CONNECTED
+    connection.external_user_id = external_user_id
+    connection.access_token_enc = cipher.encrypt(tokens.access_token)
+    connection.refresh_token_enc = cipher.encrypt(tokens.refresh_token or "")
+    connection.token_expires_at = tokens.expires_at
+    connection.failures, connection.next_attempt_at = 0, None
+    connection.backfill_total_days = (local_today(member, now) - connection.backfill_from).days + 1
+    session.flush()
+    record(session, TrackerConnected(member_id=_member_id(member),
+                                     connection_id=connection.id or 0))
+    return connection
+
+
+def disconnect(session: Session, *, member: User, provider: str, keep_data: bool) -> str:
+    """End a connection: tokens forgotten here (returned encrypted, to revoke); data kept or not."""
+    connection = session.exec(select(Connection).where(
+        col(Connection.member_id) == _member_id(member),
+        col(Connection.provider) == provider)).first()
+    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+        raise NotFound(_l("That tracker is not connected."))
+    token = connection.refresh_token_enc or connection.access_token_enc
+    connection.status = ConnectionStatus.DISCONNECTED
+    connection.access_token_enc = connection.refresh_token_enc = ""
+    connection.token_expires_at = None
+    if not keep_data:
+        for model in (DailySteps, SleepNight):
+            session.execute(delete(model).where(col(model.member_id) == _member_id(member),
+                                                col(model.source) == provider))
+        connection.synced_through = None
+    session.flush()
+    return token
+
+
+def due_connections(session: Session, *, now: datetime, every: timedelta) -> list[int]:
+    """Connections whose next scheduled sync has come."""
+    rows = session.exec(select(Connection).where(
+        col(Connection.status) == ConnectionStatus.CONNECTED))
+    return [c.id or 0 for c in rows
+            if (c.next_attempt_at is None or c.next_attempt_at <= now)
+            and (c.last_sync_at is None or now - c.last_sync_at >= every
+                 or c.next_attempt_at is not None)]

@@ -21,6 +21,14 @@ function addMember(data) {
   }
 }
 
+function showProgress(data) {
+  const bar = document.querySelector(`[data-sync-progress="${data.connection_id}"]`);
+  if (bar) { bar.max = data.total; bar.value = data.done; }
+  const text = document.querySelector(`[data-sync-text="${data.connection_id}"]`);
+  if (text) text.textContent = `${data.done} / ${data.total}`;
+  if (data.done >= data.total && bar) bar.closest(".connection")?.setAttribute("data-done", "1");
+}
+
 export async function start() {
   const { io } = await import("/static/vendor/socket.io-4.8.4.esm.min.js");
   const socket = io({ transports: ["websocket", "polling"] });
@@ -30,6 +38,7 @@ export async function start() {
   socket.on("connect", () => { document.body.dataset.socket = "connected"; say(labels.on); });
   socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
   socket.on("member_joined", addMember);
+  socket.on("sync_progress", showProgress);
   // Signed out elsewhere (another device, a password reset): leave for the sign-in page. When
   // this page signs itself out, the form's own redirect does that, with its goodbye message.
   socket.on("signed_out", () => { socket.close(); location.assign("/login"); });

@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app
 from app.config import ConfigError, load_config
+from app.crypto import new_key
 from tests.factories import csrf_token
 
 
@@ -17,6 +18,14 @@ def test_production_refuses_to_start_without_a_secret_key(
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
         create_app({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path),
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def test_production_refuses_to_start_without_a_key_for_tracker_tokens(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SECRET_KEY", "a-production-secret-from-the-environment")
+    monkeypatch.delenv("TOKEN_KEYS", raising=False)
+    with pytest.raises(ConfigError, match="TOKEN_KEYS is not set"):
+        load_config({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
 
 
 def test_development_generates_a_secret_key_once_and_keeps_it(
@@ -52,6 +61,7 @@ def test_redis_url_switches_rate_limits_to_redis(monkeypatch: pytest.MonkeyPatch
 def test_production_cookies_are_secure_host_only_and_pages_send_hsts(
         monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
     monkeypatch.setenv("SECRET_KEY", "a-production-secret-from-the-environment")
+    monkeypatch.setenv("TOKEN_KEYS", new_key())
     app = create_app({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path),
                       "DATABASE_URL": database_url})
     client = app.test_client()

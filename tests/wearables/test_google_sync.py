@@ -1,0 +1,168 @@
+"""Connect through the Google Health API (its stand-in, over real HTTP), backfill, then keep up."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from app.accounts.models import Cohort, User
+from app.db import get_db, utcnow
+from tests import factories
+from tests.factories import sign_in
+from tests.wearables.conftest import Standin, connect_google
+from wearables import services
+from wearables.models import Connection, DailySteps, SleepNight
+from wearables.standins import generator
+from wearables.sync import sync_connection
+from wearables.tasks import sync_connection_task, sync_context
+
+
+@pytest.fixture
+def walker(session: Session, cohort: Cohort) -> User:
+    """A member living where the stand-in's first user lives, so that days line up."""
+    return factories.make_member(session, cohort=cohort, name="New Yorker",
+                                 timezone=generator.home_zone(0, 0))
+
+
+@pytest.fixture
+def walker_client(app: Flask, walker: User) -> FlaskClient:
+    client = app.test_client()
+    sign_in(client, "New Yorker")
+    return client
+
+
+def _expected(walker: User, days: int) -> tuple[int, int]:
+    """Days with steps, and nights with sleep, that the stand-in holds for the backfill window."""
+    today = services.local_today(walker, utcnow())
+    window = [today - timedelta(days=offset) for offset in range(days)]
+    steps = sum(1 for day in window if generator.daily_steps(0, 0, day) is not None)
+    nights = sum(1 for day in window if generator.sleep_sessions(0, 0, day))
+    return steps, nights
+
+
+def _counts(session: Session) -> tuple[int, int]:
+    fresh = factories.fresh(session)
+    return (int(fresh.scalar(select(func.count()).select_from(DailySteps)) or 0),
+            int(fresh.scalar(select(func.count()).select_from(SleepNight)) or 0))
+
+
+def test_connecting_backfills_a_year_in_few_requests_then_keeps_up(
+        walker_client: FlaskClient, session: Session, walker: User, google: Standin) -> None:
+    page = connect_google(walker_client)
+    assert "Connected. Your past days are on their way" in page
+    assert "Google Health (Fitbit, Pixel Watch)" in page and "working." in page
+    assert _counts(session) == _expected(walker, 365)
+    calls = google.data_requests()
+    rollups = sum(v for k, v in calls.items() if "RollUp" in k)
+    sleep_pages = sum(v for k, v in calls.items() if k.startswith("sleep."))
+    assert rollups <= 5 and sleep_pages <= 16, calls
+    (connection,) = factories.fresh(session).scalars(select(Connection))
+    assert connection.synced_through == services.local_today(walker, utcnow())
+    assert "access" not in connection.access_token_enc  # stored encrypted
+
+    google.reset()
+    with walker_client.application.app_context():
+        assert sync_connection_task(connection.id).get() == "done"
+    calls = google.data_requests()
+    assert sum(calls.values()) == 2, calls  # one roll-up, one sleep page: the last 3 days again
+    assert _counts(session) == _expected(walker, 365)
+
+
+def test_a_refused_consent_changes_nothing(walker_client: FlaskClient, session: Session,
+                                           google: Standin) -> None:
+    page = connect_google(walker_client, allow=False)
+    assert "You chose not to connect. That is fine" in page
+    assert factories.fresh(session).scalars(select(Connection)).all() == []
+
+
+def test_ten_concurrent_syncs_make_exactly_one_token_refresh(
+        app: Flask, walker_client: FlaskClient, session: Session, google: Standin) -> None:
+    connect_google(walker_client)
+    session.execute(update(Connection).values(token_expires_at=utcnow() - timedelta(minutes=1)))
+    session.commit()
+    google.configure(expire_access_tokens=True)
+    google.reset()
+
+    def run(_: int) -> str:
+        with app.app_context():
+            return sync_connection(sync_context(), 1).status
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(run, range(10)))
+    assert outcomes == ["done"] * 10
+    stats = google.stats()
+    assert stats["refresh_grants"] == 1 and stats["refused_refreshes"] == 0
+
+
+def test_a_refused_refresh_asks_the_member_to_reconnect_and_stops_retrying(
+        app: Flask, walker_client: FlaskClient, session: Session, google: Standin) -> None:
+    connect_google(walker_client)
+    session.execute(update(Connection).values(token_expires_at=utcnow() - timedelta(minutes=1)))
+    session.commit()
+    google.configure(revoke_refresh_tokens=True)
+    with app.app_context():
+        assert sync_connection(sync_context(), 1).status == "needs_reconnect"
+        assert sync_connection(sync_context(), 1).status == "skipped"
+        with get_db().session(write=False) as read:
+            assert services.due_connections(read, now=utcnow(), every=timedelta()) == []
+    page = walker_client.get("/tracker").get_data(as_text=True)
+    assert "please connect again" in page
+    # Connecting again continues the same history: nothing duplicated.
+    before = _counts(session)
+    connect_google(walker_client)
+    assert _counts(session) == before
+
+
+def test_a_burst_of_429s_is_waited_out_and_the_sync_completes(
+        app: Flask, walker_client: FlaskClient, session: Session, walker: User,
+        google: Standin) -> None:
+    connect_google(walker_client)
+    session.execute(update(Connection).values(synced_through=None))  # backfill it all again
+    session.commit()
+    google.configure(fail_next=[429, 429, 429])
+    waits: list[float] = []
+    with app.app_context():
+        context = sync_context()
+        context.wait = waits.append
+        assert sync_connection(context, 1).status == "done"
+    assert google.stats()["sent_429"] == 3 and waits == [1.0, 1.0, 1.0]  # Retry-After honoured
+    assert _counts(session) == _expected(walker, 365)
+
+
+def test_a_long_retry_after_reschedules_instead_of_pushing_past_the_limit(
+        app: Flask, walker_client: FlaskClient, session: Session, google: Standin) -> None:
+    connect_google(walker_client)
+    session.execute(update(Connection).values(synced_through=None))
+    session.commit()
+    google.configure(rate_limit_per_minute=4)
+    google.reset()
+    with app.app_context():
+        assert sync_connection(sync_context(), 1).status == "rate_limited"
+    assert google.stats()["sent_429"] == 1  # one refusal, then we stopped asking
+    (connection,) = factories.fresh(session).scalars(select(Connection))
+    assert connection.next_attempt_at is not None and connection.next_attempt_at > utcnow()
+    assert "the service asked us to slow down" in walker_client.get("/tracker").get_data(
+        as_text=True)
+    with app.app_context(), get_db().session(write=False) as read:
+        assert services.due_connections(read, now=utcnow(), every=timedelta()) == []
+
+
+def test_disconnecting_revokes_and_can_keep_or_delete_the_data(
+        walker_client: FlaskClient, session: Session, google: Standin) -> None:
+    connect_google(walker_client)
+    kept = walker_client.post("/tracker/disconnect/google", data={
+        "keep_data": "yes", "csrf_token": factories.csrf_token(walker_client)},
+        follow_redirects=True)
+    assert "Your numbers so far are kept" in kept.get_data(as_text=True)
+    assert google.stats()["revocations"] == 1
+    assert _counts(session)[0] > 300
+    connect_google(walker_client)
+    walker_client.post("/tracker/disconnect/google", data={
+        "keep_data": "no", "csrf_token": factories.csrf_token(walker_client)})
+    assert _counts(session) == (0, 0)

@@ -1,0 +1,29 @@
+"""What wearables do when events arrive: start syncs, show progress, ask to reconnect."""
+
+from __future__ import annotations
+
+from app.events import EventBus
+from app.realtime import emit_to_user
+from wearables.events import ReconnectNeeded, SyncProgressed, TrackerConnected
+from wearables.tasks import sync_connection_task
+
+
+def on_tracker_connected(event: TrackerConnected) -> None:
+    sync_connection_task(event.connection_id)
+
+
+def on_sync_progressed(event: SyncProgressed) -> None:
+    emit_to_user(event.member_id, "sync_progress", {
+        "connection_id": event.connection_id, "done": event.days_done,
+        "total": event.days_total})
+
+
+def on_reconnect_needed(event: ReconnectNeeded) -> None:
+    emit_to_user(event.member_id, "reconnect_needed", {"provider": event.provider,
+                                                        "reason": event.reason})
+
+
+def register(bus: EventBus) -> None:
+    bus.after_commit(TrackerConnected, on_tracker_connected)
+    bus.after_commit(SyncProgressed, on_sync_progressed)
+    bus.after_commit(ReconnectNeeded, on_reconnect_needed)

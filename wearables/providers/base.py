@@ -1,0 +1,93 @@
+"""The interface every wearable platform adapter implements; services depend on this only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from wearables.records import DaySteps, SleepSession
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What a platform hands back for an authorization code or a refresh."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+    scope: str = ""
+
+
+class ProviderError(Exception):
+    """A platform call failed; subclasses say what to do about it."""
+
+
+class TokenExpired(ProviderError):
+    """The access token was refused: refresh it and try once more."""
+
+
+class NeedsReconnect(ProviderError):
+    """The grant is gone (refresh refused, access revoked): the member must connect again."""
+
+
+class MoveToGoogle(ProviderError):
+    """The legacy Fitbit Web API answered 410 Gone: connect through the Google Health API."""
+
+
+class RateLimited(ProviderError):
+    """Too many requests; wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TemporaryFailure(ProviderError):
+    """A server error or a timeout; try again later."""
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class WearableProvider(Protocol):
+    """A step and sleep platform reached with OAuth 2.0."""
+
+    name: str
+    max_steps_days: int  # the most days one steps request may cover
+    max_sleep_days: int  # the most days of sleep one call should cover
+
+    def authorization_url(self, *, redirect_uri: str, state: str, code_challenge: str) -> str:
+        """Where to send the member to grant access (PKCE S256, offline access)."""
+        ...
+
+    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
+        """Trade the authorization code for tokens."""
+        ...
+
+    def refresh(self, *, refresh_token: str) -> TokenSet:
+        """A new access token (and maybe a new refresh token); NeedsReconnect when refused."""
+        ...
+
+    def revoke(self, *, token: str) -> None:
+        """Withdraw the grant."""
+        ...
+
+    def user_id(self, *, access_token: str) -> str:
+        """The platform's id for the member."""
+        ...
+
+    def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:
+        """Steps per day for [start, end), at most `max_steps_days` days."""
+        ...
+
+    def sleep(self, *, access_token: str, start: date, end: date, tz: str) -> list[SleepSession]:
+        """Sleeps that end on a local date in [start, end)."""
+        ...

@@ -1,0 +1,68 @@
+"""Wearable jobs: syncing a connection, the schedule of incremental syncs, revoking tokens."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from huey.exceptions import TaskLockedException
+
+from app.crypto import TokenCipher
+from app.db import get_db, utcnow
+from app.jobs import crontab, huey, periodic_task, task
+from wearables import services
+from wearables.providers.base import ProviderError, WearableProvider
+from wearables.sync import SyncContext, sync_connection
+
+log = logging.getLogger(__name__)
+
+
+def sync_context() -> SyncContext:
+    """The sync engine's view of this app: its database, platforms and token cipher."""
+    return SyncContext(db=get_db(), providers=providers(), cipher=cipher(),
+                       resync_days=current_app.config["RESYNC_DAYS"])
+
+
+def providers() -> dict[str, WearableProvider]:
+    found: dict[str, WearableProvider] = current_app.extensions["hearten.providers"]
+    return found
+
+
+def cipher() -> TokenCipher:
+    found: TokenCipher = current_app.extensions["hearten.cipher"]
+    return found
+
+
+@task()
+def sync_connection_task(connection_id: int) -> str:
+    """Sync one connection; a second trigger while one runs is dropped (it would redo the same)."""
+    try:
+        with huey.lock_task(f"sync-connection-{connection_id}"):
+            return sync_connection(sync_context(), connection_id).status
+    except TaskLockedException:
+        return "already running"
+
+
+@periodic_task(crontab(minute="*/5"))
+def enqueue_due_syncs() -> int:
+    """Every five minutes: start the syncs whose time has come (every SYNC_EVERY_MINUTES)."""
+    every = timedelta(minutes=current_app.config["SYNC_EVERY_MINUTES"])
+    with get_db().session(write=False) as session:
+        due = services.due_connections(session, now=utcnow(), every=every)
+    for connection_id in due:
+        sync_connection_task(connection_id)
+    return len(due)
+
+
+@task(retries=3, retry_delay=60)
+def revoke_token_task(provider: str, token_enc: str) -> None:
+    """Withdraw a disconnected tracker's grant at the platform."""
+    platform = providers().get(provider)
+    if platform is None or not token_enc:
+        return
+    try:
+        platform.revoke(token=cipher().decrypt(token_enc))
+    except ProviderError:
+        log.warning("revoking a %s token failed; will retry", provider)
+        raise
