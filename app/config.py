@@ -124,6 +124,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "GOOGLE_HEALTH_API_BASE": os.environ.get(
             "GOOGLE_HEALTH_API_BASE", "https://health.googleapis.com"),
         "BACKFILL_DAYS": _int("BACKFILL_DAYS", 365),
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 512 * 1024 * 1024),
         "SYNC_EVERY_MINUTES": _int("SYNC_EVERY_MINUTES", 30),
         "RESYNC_DAYS": _int("RESYNC_DAYS", 3),
     }

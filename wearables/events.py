@@ -45,3 +45,12 @@ class ReconnectNeeded(DomainEvent):
 class TrackerConnected(DomainEvent):
     member_id: int
     connection_id: int
+
+
+@dataclass(frozen=True)
+class ImportProgressed(DomainEvent):
+    """Part of an imported file was read (share from 0 to 1; 1 when it is stored)."""
+
+    member_id: int
+    import_id: int
+    share: float

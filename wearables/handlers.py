@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from app.events import EventBus
 from app.realtime import emit_to_user
-from wearables.events import ReconnectNeeded, SyncProgressed, TrackerConnected
+from wearables.events import (
+    ImportProgressed,
+    ReconnectNeeded,
+    SyncProgressed,
+    TrackerConnected,
+)
 from wearables.tasks import sync_connection_task
 
 
@@ -23,7 +28,13 @@ def on_reconnect_needed(event: ReconnectNeeded) -> None:
                                                         "reason": event.reason})
 
 
+def on_import_progressed(event: ImportProgressed) -> None:
+    emit_to_user(event.member_id, "import_progress", {"import_id": event.import_id,
+                                                       "share": event.share})
+
+
 def register(bus: EventBus) -> None:
+    bus.after_commit(ImportProgressed, on_import_progressed)
     bus.after_commit(TrackerConnected, on_tracker_connected)
     bus.after_commit(SyncProgressed, on_sync_progressed)
     bus.after_commit(ReconnectNeeded, on_reconnect_needed)

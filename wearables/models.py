@@ -53,8 +53,9 @@ class SleepNight(SQLModel, table=True):
     member_id: int = Field(sa_column=_member_fk())
     night: date
     source: str = Field(max_length=16)
-    bedtime: datetime = Field(sa_column=_when())
-    wake_time: datetime = Field(sa_column=_when())
+    # Unknown when a file gives only minutes asleep for a night.
+    bedtime: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    wake_time: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     # The UTC offset at bedtime, so that "bedtime around 23:00" still holds after travel.
     bed_offset_minutes: int = 0
     minutes_asleep: int
@@ -92,6 +93,34 @@ class Connection(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     failures: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class ImportRun(SQLModel, table=True):
+    """A file a member brought in, processed by a job; the file itself is deleted afterwards."""
+
+    __tablename__ = "import_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=_member_fk())
+    filename: str = Field(max_length=120)
+    sha256: str = Field(max_length=64, index=True)
+    size_bytes: int = 0
+    kind: str = Field(default="", max_length=20)
+    status: str = Field(default=ImportStatus.QUEUED, max_length=10)
+    bytes_done: int = 0
+    reason_code: str = Field(default="", max_length=40)
+    detail: str = Field(default="", max_length=300)
+    days_changed: int = 0
+    nights_changed: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    finished_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 # --- What crosses the wire ---

@@ -30,7 +30,7 @@ from app.charts import bar_chart
 from app.db import get_db, get_session, utcnow
 from app.errors import DomainError, InvalidInput, NotFound
 from app.urls import public_url
-from wearables import services, tasks
+from wearables import imports, services, tasks
 from wearables.models import (
     Connection,
     ConnectionStatus,
@@ -118,6 +118,7 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
         days = services.recent_days(read, member=member, days=CHART_DAYS, now=now)
         connections = [_view(c, now) for c in services.connections_of(read, member=member)
                        if c.status != ConnectionStatus.DISCONNECTED]
+        recent_imports = imports.imports_of(read, member=member)
     connected = {c.provider for c in connections}
     available = [(name, LABELS.get(name, name)) for name in tasks.providers()
                  if name not in connected]
@@ -128,7 +129,8 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
     today = services.local_today(member, utcnow())
     return render_template(
         "wearables/tracker.html", days=list(reversed(days)), steps_chart=steps_chart,
-        connections=connections, available=available,
+        connections=connections, available=available, imports=recent_imports,
+        refusals=imports.REFUSALS,
         sleep_chart=sleep_chart, error=error, form=form or {}, today=today.isoformat(),
         client_key=secrets.token_urlsafe(16), has_data=any(d.steps is not None or
                                                            d.sleep_minutes is not None
@@ -242,6 +244,30 @@ def disconnect(provider: str) -> BaseResponse:
     tasks.revoke_token_task(provider, token)
     flash(_("Disconnected. Your numbers so far are kept.") if keep else
           _("Disconnected, and the numbers from that tracker are deleted."))
+    return redirect(url_for("wearables.tracker"))
+
+
+# --- bringing a file ---
+
+
+@bp.post("/tracker/import")
+@auth.roles_required(Role.MEMBER)
+def import_file() -> Any:
+    # Exports are large: this one route takes up to IMPORT_MAX_BYTES (set before the body is read).
+    request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]
+    upload = request.files.get("file")
+    db_session = get_session()
+    try:
+        if upload is None or not upload.filename:
+            raise InvalidInput(_l("Please pick a file to bring in."), field="file")
+        run = imports.start_import(db_session, member=_member(), filename=upload.filename,
+                                   upload=upload.stream, folder=tasks.upload_folder())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _tracker_page(exc, {}, exc.status)
+    tasks.import_file_task(run.id or 0)
+    flash(_("Got it. We are reading your file; this page shows how far along it is."))
     return redirect(url_for("wearables.tracker"))
 
 

@@ -130,6 +130,36 @@ def store_sleep(session: Session, *, member_id: int, tz: str, source: Source,
     return tuple(changed)
 
 
+def store_untimed_sleep(session: Session, *, member_id: int, nights: dict[date, int],
+                        now: datetime) -> tuple[date, ...]:
+    """Nights known only by their minutes asleep (a CSV without times), as imported nights."""
+    if not nights:
+        return ()
+    existing = {row.night: row for row in session.exec(
+        select(SleepNight).where(col(SleepNight.member_id) == member_id,
+                                 col(SleepNight.source) == Source.IMPORT,
+                                 col(SleepNight.night).in_(list(nights))))}
+    changed = []
+    for night, minutes in sorted(nights.items()):
+        row = existing.get(night)
+        if row is None:
+            session.add(SleepNight(member_id=member_id, night=night, source=Source.IMPORT,
+                                   minutes_asleep=minutes, minutes_in_bed=minutes,
+                                   updated_at=now))
+        elif row.minutes_asleep != minutes:
+            row.minutes_asleep = row.minutes_in_bed = minutes
+            row.bedtime = row.wake_time = None
+            row.updated_at = now
+        else:
+            continue
+        changed.append(night)
+    session.flush()
+    if changed:
+        record(session, SleepSynced(member_id=member_id, source=Source.IMPORT,
+                                    nights=tuple(changed)))
+    return tuple(changed)
+
+
 # --- typed-in entries ---
 
 
@@ -243,8 +273,10 @@ def recent_days(session: Session, *, member: User, days: int, now: datetime) -> 
             time_in_bed_minutes=sleep.minutes_in_bed if sleep else None,
             nap_minutes=sleep.nap_minutes if sleep else None,
             sleep_source=sleep.source if sleep else None,
-            bedtime=sleep.bedtime.astimezone(zone).strftime("%H:%M") if sleep else None,
-            wake_time=sleep.wake_time.astimezone(zone).strftime("%H:%M") if sleep else None,
+            bedtime=sleep.bedtime.astimezone(zone).strftime("%H:%M")
+            if sleep and sleep.bedtime else None,
+            wake_time=sleep.wake_time.astimezone(zone).strftime("%H:%M")
+            if sleep and sleep.wake_time else None,
         ))
     return result
 

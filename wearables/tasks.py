@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 from flask import current_app
 from huey.exceptions import TaskLockedException
@@ -11,7 +12,7 @@ from huey.exceptions import TaskLockedException
 from app.crypto import TokenCipher
 from app.db import get_db, utcnow
 from app.jobs import crontab, huey, periodic_task, task
-from wearables import services
+from wearables import imports, services
 from wearables.providers.base import ProviderError, WearableProvider
 from wearables.sync import SyncContext, sync_connection
 
@@ -53,6 +54,16 @@ def enqueue_due_syncs() -> int:
     for connection_id in due:
         sync_connection_task(connection_id)
     return len(due)
+
+
+def upload_folder() -> Path:
+    return Path(current_app.config["INSTANCE_PATH"]) / "uploads"
+
+
+@task()
+def import_file_task(import_id: int) -> str:
+    """Read a file a member brought in and store what it holds."""
+    return imports.run_import(get_db(), import_id=import_id, folder=upload_folder(), now=utcnow)
 
 
 @task(retries=3, retry_delay=60)

@@ -1,8 +1,8 @@
-"""wearables: daily metrics, tracker connections, client keys
+"""wearables: daily metrics, tracker connections, imports, client keys
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 22:27:14.128941
+Create Date: 2026-11-25 22:41:05.838577
 """
 from collections.abc import Sequence
 
@@ -47,13 +47,35 @@ def upgrade() -> None:
     with op.batch_alter_table('dailysteps', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dailysteps_member_id'), ['member_id'], unique=False)
 
+    op.create_table('import_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('bytes_done', sa.Integer(), nullable=False),
+    sa.Column('reason_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('days_changed', sa.Integer(), nullable=False),
+    sa.Column('nights_changed', sa.Integer(), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('import_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_import_run_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_import_run_sha256'), ['sha256'], unique=False)
+
     op.create_table('sleepnight',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('night', sa.Date(), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('bedtime', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('wake_time', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('bedtime', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('wake_time', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('bed_offset_minutes', sa.Integer(), nullable=False),
     sa.Column('minutes_asleep', sa.Integer(), nullable=False),
     sa.Column('minutes_in_bed', sa.Integer(), nullable=False),
@@ -102,6 +124,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sleepnight_member_id'))
 
     op.drop_table('sleepnight')
+    with op.batch_alter_table('import_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_import_run_sha256'))
+        batch_op.drop_index(batch_op.f('ix_import_run_member_id'))
+
+    op.drop_table('import_run')
     with op.batch_alter_table('dailysteps', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dailysteps_member_id'))
 

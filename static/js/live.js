@@ -39,6 +39,11 @@ export async function start() {
   socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
   socket.on("member_joined", addMember);
   socket.on("sync_progress", showProgress);
+  socket.on("import_progress", (data) => {
+    const bar = document.querySelector(`[data-import-progress="${data.import_id}"]`);
+    if (bar) bar.value = data.share * bar.max;
+    if (data.share >= 1) location.reload(); // show what the file brought in
+  });
   // Signed out elsewhere (another device, a password reset): leave for the sign-in page. When
   // this page signs itself out, the form's own redirect does that, with its goodbye message.
   socket.on("signed_out", () => { socket.close(); location.assign("/login"); });

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.live import ROOT, free_port
+from tests.wearables.conftest import consent
 
 
 @pytest.mark.live
@@ -20,7 +21,10 @@ def test_the_run_script_serves_the_demo_with_its_sign_ins(tmp_path: Path) -> Non
     env = {key: value for key, value in os.environ.items()
            if key not in ("DATABASE_URL", "TEST_DATABASE_URL", "REDIS_URL", "SECRET_KEY",
                           "JOBS_IMMEDIATE", "APP_ENV")}
-    env.update({"PORT": str(port), "INSTANCE_PATH": str(tmp_path)})
+    env.update({"PORT": str(port), "INSTANCE_PATH": str(tmp_path),
+                "STANDIN_PORT": str(free_port())})
+    for key in [k for k in env if k.startswith("GOOGLE_")]:
+        del env[key]
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=log,
@@ -50,6 +54,24 @@ def test_the_run_script_serves_the_demo_with_its_sign_ins(tmp_path: Path) -> Non
                                                      "password": "hearten-demo-member"},
                        headers={"X-CSRFToken": token}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "member"
+
+        # "Connect a tracker" works end to end against the stand-in, and the job worker in the
+        # app process brings the past days in.
+        token = http.get(f"{url}/api/v1/csrf-token", timeout=5).json()["csrf_token"]
+        start = http.post(f"{url}/tracker/connect/google", data={"csrf_token": token},
+                          allow_redirects=False, timeout=10)
+        assert start.status_code == 302, start.text
+        back = consent(start.headers["Location"])
+        assert back.startswith(f"{url}/tracker/callback/google?")
+        page = http.get(back, timeout=30)
+        assert "Connected. Your past days are on their way" in page.text
+        deadline = time.monotonic() + 60
+        steps: list[object] = []
+        while time.monotonic() < deadline and len(steps) < 20:
+            days = http.get(f"{url}/api/v1/metrics?days=30", timeout=10).json()
+            steps = [d for d in days if d["steps_source"] == "google"]
+            time.sleep(0.5)
+        assert len(steps) >= 20, "a month of synced steps arrived"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
 from app.accounts.models import Cohort, User
 from app.db import get_db, utcnow
 from tests import factories
 from tests.factories import sign_in
+from tests.live import BIN, ROOT
 from tests.wearables.conftest import Standin, connect_google
 from wearables import services
 from wearables.models import Connection, DailySteps, SleepNight
@@ -166,3 +171,47 @@ def test_disconnecting_revokes_and_can_keep_or_delete_the_data(
     walker_client.post("/tracker/disconnect/google", data={
         "keep_data": "no", "csrf_token": factories.csrf_token(walker_client)})
     assert _counts(session) == (0, 0)
+
+
+def _rows(session: Session) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    fresh = factories.fresh(session)
+    steps = {(r.day, r.steps, r.source) for r in fresh.scalars(select(DailySteps))}
+    nights = {(r.night, r.minutes_asleep, r.minutes_in_bed, r.nap_minutes, r.bedtime)
+              for r in fresh.scalars(select(SleepNight))}
+    return steps, nights
+
+
+@pytest.mark.live
+def test_a_backfill_killed_midway_resumes_to_exactly_the_rows_of_an_uninterrupted_run(
+        app: Flask, walker_client: FlaskClient, session: Session, google: Standin,
+        database_url: str, tmp_path: Path) -> None:
+    connect_google(walker_client)
+    uninterrupted = _rows(session)
+    session.execute(update(Connection).values(synced_through=None))
+    session.execute(delete(DailySteps))
+    session.execute(delete(SleepNight))
+    session.commit()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path),
+           "SECRET_KEY": "test-secret-key", "FLASK_APP": "wsgi.py", "APP_ENV": "testing",
+           **{key: str(value) for key, value in app.config.items()
+              if key.startswith("GOOGLE_")}}
+    command = [str(BIN / "flask"), "wearables", "sync", "--member", "New Yorker"]
+    google.configure(latency_ms=250)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        (connection,) = factories.fresh(session).scalars(select(Connection))
+        if connection.synced_through is not None:
+            break
+        time.sleep(0.05)
+    process.kill()  # as a crash would: no clean-up, mid-way through the backfill
+    process.wait()
+    partial = _rows(session)
+    assert 0 < len(partial[0]) < len(uninterrupted[0]), "killed part-way"
+    google.configure(latency_ms=0)
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "done" in rerun.stdout
+    assert _rows(session) == uninterrupted
