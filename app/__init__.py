@@ -8,7 +8,6 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import wearables
 from app import api, cli, db, errors, i18n, jobs, realtime, security, shell
 from app.accounts import auth
 from app.accounts import handlers as account_handlers
@@ -16,6 +15,7 @@ from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
+from wearables import bootstrap as wearables_bootstrap
 from wearables import handlers as wearable_handlers
 from wearables import routes as wearable_routes
 
@@ -41,7 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     shell.init_app(app)
     cli.init_app(app)
-    wearables.init_app(app)
+    wearables_bootstrap.init_app(app)
 
     app.register_blueprint(shell.bp)
     app.register_blueprint(account_routes.bp)

@@ -123,6 +123,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             "GOOGLE_OAUTH_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
         "GOOGLE_HEALTH_API_BASE": os.environ.get(
             "GOOGLE_HEALTH_API_BASE", "https://health.googleapis.com"),
+        "FITBIT_CLIENT_ID": os.environ.get("FITBIT_CLIENT_ID", ""),
+        "FITBIT_CLIENT_SECRET": os.environ.get("FITBIT_CLIENT_SECRET", ""),
+        "FITBIT_AUTHORIZE_URL": os.environ.get(
+            "FITBIT_AUTHORIZE_URL", "https://www.fitbit.com/oauth2/authorize"),
+        "FITBIT_TOKEN_URL": os.environ.get("FITBIT_TOKEN_URL", "https://api.fitbit.com/oauth2/token"),
+        "FITBIT_REVOKE_URL": os.environ.get("FITBIT_REVOKE_URL", ""),
+        "FITBIT_API_BASE": os.environ.get("FITBIT_API_BASE", "https://api.fitbit.com"),
         "BACKFILL_DAYS": _int("BACKFILL_DAYS", 365),
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 512 * 1024 * 1024),
         "SYNC_EVERY_MINUTES": _int("SYNC_EVERY_MINUTES", 30),

@@ -38,7 +38,7 @@ from app.accounts import services as accounts
 from app.db import get_db, utcnow
 from wearables import services
 from wearables.models import Connection
-from wearables.providers.base import TokenSet
+from wearables.providers.base import Identity, TokenSet
 from wearables.providers.google import GoogleHealthProvider
 from wearables.standins import generator
 from wearables.sync import sync_connection
@@ -105,7 +105,7 @@ def main() -> None:
                     tokens=TokenSet(access_token=grant["access_token"],
                                     refresh_token=grant.get("refresh_token"),
                                     expires_at=utcnow() + timedelta(hours=1)),
-                    external_user_id=grant["healthUserId"], cipher=sync_context().cipher,
+                    identity=Identity(grant["healthUserId"]), cipher=sync_context().cipher,
                     backfill_days=365, now=utcnow())
             connection_ids.append(connection.id or 0)
 

@@ -25,6 +25,7 @@ from app.accounts.models import Cohort, Invite, User
 from app.db import get_db, make_engine
 from tests import factories
 from tests.live import LiveServer, start_live_server
+from tests.standins import google  # noqa: F401  (the Google stand-in fixture)
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 

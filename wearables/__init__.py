@@ -1,16 +1,4 @@
-"""Wearables: tracker connections and sync, imports, typed-in numbers, daily metrics."""
+"""Wearables: tracker connections and sync, imports, typed-in numbers, daily metrics.
 
-from __future__ import annotations
-
-from flask import Flask
-
-from app.crypto import TokenCipher
-from wearables.cli import wearables_cli
-from wearables.providers import providers_from_config
-
-
-def init_app(app: Flask) -> None:
-    """Bind the configured platforms and the token cipher to `app`."""
-    app.extensions["hearten.providers"] = providers_from_config(app.config)
-    app.extensions["hearten.cipher"] = TokenCipher(list(app.config["TOKEN_KEYS"]))
-    app.cli.add_command(wearables_cli)
+Kept free of imports, so that a pure part (the importers, the records) loads without the app.
+"""

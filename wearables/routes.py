@@ -38,7 +38,7 @@ from wearables.models import (
     SleepEntry,
     StepsEntry,
 )
-from wearables.providers import LABELS
+from wearables.providers import CONNECTABLE, LABELS
 from wearables.providers.base import ProviderError, pkce_pair
 
 bp = Blueprint("wearables", __name__, template_folder="templates")
@@ -121,7 +121,7 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
         recent_imports = imports.imports_of(read, member=member)
     connected = {c.provider for c in connections}
     available = [(name, LABELS.get(name, name)) for name in tasks.providers()
-                 if name not in connected]
+                 if name in CONNECTABLE and name not in connected]
     steps_chart = bar_chart([(format_date(d.day, "d MMM"), d.steps) for d in days])
     sleep_chart = bar_chart([(format_date(d.day, "d MMM"),
                               None if d.sleep_minutes is None else d.sleep_minutes / 60)
@@ -219,14 +219,14 @@ def oauth_callback(provider: str) -> Any:
         tokens = platform.exchange_code(code=str(request.args.get("code", "")),
                                         redirect_uri=_callback_url(provider),
                                         code_verifier=pending["verifier"])
-        external_id = platform.user_id(access_token=tokens.access_token)
+        identity = platform.identity(access_token=tokens.access_token)
     except ProviderError:
         flash(_("We could not finish connecting. Nothing was changed; please try again in a "
                 "little while."))
         return redirect(url_for("wearables.tracker"))
     db_session = get_session()
     services.connect(db_session, member=_member(), provider=provider, tokens=tokens,
-                     external_user_id=external_id, cipher=tasks.cipher(),
+                     identity=identity, cipher=tasks.cipher(),
                      backfill_days=current_app.config["BACKFILL_DAYS"], now=utcnow())
     db_session.commit()
     flash(_("Connected. Your past days are on their way; this page shows how far along they "

@@ -26,13 +26,14 @@ from wearables.models import (
     SleepNight,
     Source,
 )
-from wearables.providers.base import TokenSet
+from wearables.providers.base import Identity, TokenSet
 from wearables.records import DaySteps, SleepSession
 
 MAX_STEPS = 100_000
 OLDEST_ENTRY_DAYS = 365
 LONGEST_SLEEP = timedelta(hours=20)
 SHORTEST_SLEEP = timedelta(minutes=30)
+HANDOVER_OVERLAP_DAYS = 3  # days Google re-reads when it takes over from an old Fitbit link
 
 
 def local_today(member: User, now: datetime) -> date:
@@ -290,13 +291,16 @@ def connections_of(session: Session, *, member: User) -> list[Connection]:
 
 
 def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
-            external_user_id: str, cipher: TokenCipher, backfill_days: int,
+            identity: Identity, cipher: TokenCipher, backfill_days: int,
             now: datetime) -> Connection:
     """Store a new (or renewed) connection with encrypted tokens; backfill starts from there.
 
     Reconnecting the same platform account keeps the cursor, so nothing is fetched twice; a
-    different account, or a first connection, backfills `backfill_days` days.
+    different account, or a first connection, backfills `backfill_days` days. A Google account
+    whose legacy Fitbit id matches the member's old Fitbit connection takes over from it: its
+    backfill starts where Fitbit stopped, and the Fitbit history stays.
     """
+    external_user_id = identity.user_id
     connection = session.exec(select(Connection).where(
         col(Connection.member_id) == _member_id(member),
         col(Connection.provider) == provider)).first()
@@ -307,6 +311,17 @@ def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
         session.add(connection)
     elif connection.external_user_id != external_user_id:
         connection.backfill_from, connection.synced_through = start, None
+    if connection.synced_through is None and identity.legacy_user_id:
+        legacy = session.exec(select(Connection).where(
+            col(Connection.member_id) == _member_id(member), col(Connection.provider) == "fitbit",
+            col(Connection.external_user_id) == identity.legacy_user_id)).first()
+        if legacy is not None:
+            if legacy.synced_through is not None:
+                # A few days of overlap: the last ones Fitbit gave may have been incomplete.
+                overlap = timedelta(days=HANDOVER_OVERLAP_DAYS - 1)
+                connection.backfill_from = max(start, legacy.synced_through - overlap)
+            legacy.status = ConnectionStatus.DISCONNECTED
+            legacy.access_token_enc = legacy.refresh_token_enc = ""
     connection.status = ConnectionStatus.CONNECTED
     connection.external_user_id = external_user_id
     connection.access_token_enc = cipher.encrypt(tokens.access_token)

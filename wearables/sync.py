@@ -136,14 +136,15 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     try:
         token = _access_token(ctx, connection_id)
         while start < end:
-            stop = min(start + timedelta(days=provider.max_steps_days), end)
             try:
                 # Fetch outside any transaction: no database lock is held while we wait on HTTP.
-                if stop > sleep_until:
+                if start >= sleep_until:
                     until = min(start + timedelta(days=provider.max_sleep_days), end)
                     sleeps = provider.sleep(access_token=token, start=start, end=until,
                                             tz=member.timezone)
                     sleep_until = until
+                # A chunk never reaches past the sleep already fetched.
+                stop = min(start + timedelta(days=provider.max_steps_days), sleep_until)
                 steps = provider.daily_steps(access_token=token, start=start, end=stop)
             except TokenExpired:
                 if refreshed:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.live import ROOT, free_port
-from tests.wearables.conftest import consent
+from tests.standins import consent
 
 
 @pytest.mark.live

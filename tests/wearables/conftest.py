@@ -1,59 +1,10 @@
-"""The Google Health stand-in on a real local port, and an app pointed at it."""
+"""Wearable tests run against an app pointed at the Google Health stand-in."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
-import requests
-from flask import Flask
-from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.factories import csrf_token
-from tests.live import free_port
-from wearables.standins.google_health import create_google_standin
-
-CLIENT_ID, CLIENT_SECRET = "hearten-test", "hearten-test-secret"
-
-
-@dataclass
-class Standin:
-    url: str
-    app: Flask
-    server: BaseWSGIServer
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = requests.get(f"{self.url}/_standin/stats", timeout=5).json()
-        return stats
-
-    def configure(self, **settings: Any) -> None:
-        response = requests.post(f"{self.url}/_standin/config", json=settings, timeout=5)
-        assert response.status_code == 200, response.text
-
-    def reset(self) -> None:
-        requests.post(f"{self.url}/_standin/reset", timeout=5)
-
-    def data_requests(self) -> dict[str, int]:
-        """API calls by endpoint, without the OAuth ones."""
-        return {k: v for k, v in self.stats()["requests"].items()
-                if k not in ("authorize", "token", "revoke")}
-
-
-@pytest.fixture
-def google() -> Iterator[Standin]:
-    """Google, played by the stand-in, over real HTTP on a free loopback port."""
-    app = create_google_standin(seed=0, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Standin(url=f"http://127.0.0.1:{port}", app=app, server=server)
-    server.shutdown()
+from tests.standins import CLIENT_ID, CLIENT_SECRET, Standin
 
 
 @pytest.fixture
@@ -63,29 +14,3 @@ def app_config(google: Standin) -> dict[str, object]:
             "GOOGLE_OAUTH_TOKEN_URL": f"{google.url}/token",
             "GOOGLE_OAUTH_REVOKE_URL": f"{google.url}/revoke",
             "GOOGLE_HEALTH_API_BASE": google.url}
-
-
-def consent(authorize_url: str, *, allow: bool = True, login_hint: str = "") -> str:
-    """Play the member on Google's consent page; returns where Google sends them back."""
-    params = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
-    if login_hint:
-        params["login_hint"] = login_hint
-    page = requests.get(authorize_url, timeout=5)
-    assert page.status_code == 200, page.text
-    form = {**params, "granular": "1", "decision": "allow" if allow else "deny",
-            "granted_scope": params["scope"].split(" ")}
-    answer = requests.post(authorize_url.split("?")[0], data=form, allow_redirects=False,
-                           timeout=5)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
-def connect_google(client: FlaskClient, *, allow: bool = True, login_hint: str = "walker") -> str:
-    """Press "Connect", consent at the stand-in, follow the callback; returns the tracker page."""
-    start = client.post("/tracker/connect/google", data={"csrf_token": csrf_token(client)})
-    assert start.status_code == 302, start.get_data(as_text=True)
-    back = consent(start.headers["Location"], allow=allow, login_hint=login_hint)
-    path = back.removeprefix("http://hearten.test")
-    done = client.get(path, follow_redirects=True)
-    assert done.status_code == 200, done.get_data(as_text=True)
-    return done.get_data(as_text=True)

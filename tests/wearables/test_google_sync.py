@@ -20,7 +20,7 @@ from app.db import get_db, utcnow
 from tests import factories
 from tests.factories import sign_in
 from tests.live import BIN, ROOT
-from tests.wearables.conftest import Standin, connect_google
+from tests.standins import Standin, connect_google
 from wearables import services
 from wearables.models import Connection, DailySteps, SleepNight
 from wearables.standins import generator

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wearables.providers.base import WearableProvider
+from wearables.providers.fitbit import FitbitLegacyProvider
 from wearables.providers.google import GoogleHealthProvider
 
 LABELS = {"google": "Google Health (Fitbit, Pixel Watch)", "fitbit": "Fitbit (old connection)"}
@@ -21,4 +22,15 @@ def providers_from_config(config: Mapping[str, Any]) -> dict[str, WearableProvid
             token_url=config["GOOGLE_OAUTH_TOKEN_URL"],
             revoke_url=config["GOOGLE_OAUTH_REVOKE_URL"],
             api_base=config["GOOGLE_HEALTH_API_BASE"])
+    if config.get("FITBIT_CLIENT_ID"):
+        # The legacy Fitbit Web API is switched off: this adapter only serves old connections
+        # until they move to Google (it turns the API's 410 into that prompt).
+        providers["fitbit"] = FitbitLegacyProvider(
+            client_id=config["FITBIT_CLIENT_ID"], client_secret=config["FITBIT_CLIENT_SECRET"],
+            authorize_url=config["FITBIT_AUTHORIZE_URL"], token_url=config["FITBIT_TOKEN_URL"],
+            api_base=config["FITBIT_API_BASE"], revoke_url=config.get("FITBIT_REVOKE_URL") or None)
     return providers
+
+
+# Platforms a member may newly connect; the others only keep existing connections going.
+CONNECTABLE = ("google",)

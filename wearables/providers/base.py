@@ -22,6 +22,14 @@ class TokenSet:
     scope: str = ""
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who the member is on a platform; Google also tells the old Fitbit id, to carry history."""
+
+    user_id: str
+    legacy_user_id: str = ""
+
+
 class ProviderError(Exception):
     """A platform call failed; subclasses say what to do about it."""
 
@@ -80,8 +88,8 @@ class WearableProvider(Protocol):
         """Withdraw the grant."""
         ...
 
-    def user_id(self, *, access_token: str) -> str:
-        """The platform's id for the member."""
+    def identity(self, *, access_token: str) -> Identity:
+        """The platform's id for the member (and, on Google, their legacy Fitbit id)."""
         ...
 
     def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:

@@ -13,6 +13,7 @@ from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth2Session
 
 from wearables.providers.base import (
+    Identity,
     NeedsReconnect,
     ProviderError,
     RateLimited,
@@ -161,9 +162,10 @@ class GoogleHealthProvider:
             raise TemporaryFailure(f"{path}: not JSON") from exc
         return payload
 
-    def user_id(self, *, access_token: str) -> str:
-        identity = self._call("GET", "/v4/users/me/identity", access_token=access_token)
-        return str(identity["healthUserId"])
+    def identity(self, *, access_token: str) -> Identity:
+        found = self._call("GET", "/v4/users/me/identity", access_token=access_token)
+        return Identity(user_id=str(found["healthUserId"]),
+                        legacy_user_id=str(found.get("legacyUserId") or ""))
 
     def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:
         if (end - start).days > self.max_steps_days:

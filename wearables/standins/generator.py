@@ -90,8 +90,9 @@ class GeneratedSleep:
 
     @property
     def minutes_in_period(self) -> int:
-        """Minutes from getting into bed to getting up."""
-        return int((self.end - self.start).total_seconds()) // 60
+        """Minutes from getting into bed to getting up (elapsed, so right across clock changes)."""
+        elapsed = self.end.astimezone(UTC) - self.start.astimezone(UTC)
+        return int(elapsed.total_seconds()) // 60
 
     @property
     def minutes_awake(self) -> int:
