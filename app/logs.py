@@ -16,8 +16,9 @@ class AccessLogger(Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for key in ("U", "r"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = SECRET_PATHS.sub(r"/\1/…", atoms[key]) if key == "U" else (
-                    re.sub(r" /(reset|join)/[^/? ]+", r" /\1/…", atoms[key]))
+        if isinstance(atoms.get("U"), str):
+            atoms["U"] = SECRET_PATHS.sub(r"/\1/…", atoms["U"])
+        if isinstance(atoms.get("r"), str):  # the request line: no query (OAuth codes), no secrets
+            line = re.sub(r"\?[^ ]*", "", atoms["r"])
+            atoms["r"] = re.sub(r" /(reset|join)/[^/ ]+", r" /\1/…", line)
         return atoms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -51,6 +52,7 @@ REFUSALS = {
     "duplicate_date": _l("A day appears twice in this file."),
     "no_data": _l("We found no steps or sleep in this file."),
 }
+log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.05  # publish progress at most every 5% of the file
 _SAFE_NAME = re.compile(r"[^\w.\- ]+")
 
@@ -110,16 +112,29 @@ def run_import(db: Database, *, import_id: int, folder: Path, now: Callable[[], 
                                                    share=round(share, 3)))
 
     try:
-        with path.open("rb") as fh:
-            result = detect_and_parse(fh, run.filename, member.timezone, progress=progress)
-    except ImportRefused as refused:
+        return _read_and_store(db, run=run, member=member, path=path, progress=progress, now=now)
+    except Exception as exc:
+        refused = exc if isinstance(exc, ImportRefused) else None
+        if refused is None:
+            log.exception("import %s failed unexpectedly", import_id)
         with db.transaction() as session:
             row = session.get(ImportRun, import_id)
             if row is not None:
-                row.status, row.reason_code = ImportStatus.REFUSED, refused.reason_code
-                row.detail, row.finished_at = refused.message[:300], now()
-        path.unlink(missing_ok=True)
+                row.status = ImportStatus.REFUSED
+                row.reason_code = refused.reason_code if refused else "unexpected"
+                row.detail = refused.message[:300] if refused else ""
+                row.finished_at = now()
         return "refused"
+    finally:
+        path.unlink(missing_ok=True)  # the member's file is never kept once read
+
+
+def _read_and_store(db: Database, *, run: ImportRun, member: User, path: Path,
+                    progress: Callable[[int, int], None], now: Callable[[], datetime]) -> str:
+    """Parse the whole file first; only then write, all in one transaction."""
+    import_id = run.id or 0
+    with path.open("rb") as fh:
+        result = detect_and_parse(fh, run.filename, member.timezone, progress=progress)
     with db.transaction() as session:
         member_id = member.id or 0
         days = services.store_steps(session, member_id=member_id, source=Source.IMPORT,
@@ -136,7 +151,6 @@ def run_import(db: Database, *, import_id: int, folder: Path, now: Callable[[], 
             row.days_changed, row.nights_changed = len(days), len(nights) + len(untimed)
             record(session, ImportProgressed(member_id=member_id, import_id=import_id,
                                              share=1.0))
-    path.unlink(missing_ok=True)
     return "done"
 
 

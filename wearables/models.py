@@ -92,6 +92,9 @@ class Connection(SQLModel, table=True):
     last_sync_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     next_attempt_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     failures: int = 0
+    # Who is syncing this connection now ("host:pid:thread"), and until when at the latest.
+    sync_owner: str = Field(default="", max_length=120)
+    sync_lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 

@@ -29,6 +29,7 @@ from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_db, get_session, utcnow
 from app.errors import DomainError, InvalidInput, NotFound
+from app.extensions import csrf
 from app.urls import public_url
 from wearables import imports, services, tasks
 from wearables.models import (
@@ -191,8 +192,9 @@ def _callback_url(provider: str) -> str:
 @bp.post("/tracker/connect/<provider>")
 @auth.roles_required(Role.MEMBER)
 def connect_start(provider: str) -> BaseResponse:
+    _member()
     platform = tasks.providers().get(provider)
-    if platform is None:
+    if platform is None or provider not in CONNECTABLE:
         raise NotFound(_l("That tracker cannot be connected here."))
     state = secrets.token_urlsafe(24)
     verifier, challenge = pkce_pair()
@@ -253,8 +255,10 @@ def disconnect(provider: str) -> BaseResponse:
 @bp.post("/tracker/import")
 @auth.roles_required(Role.MEMBER)
 def import_file() -> Any:
-    # Exports are large: this one route takes up to IMPORT_MAX_BYTES (set before the body is read).
+    # Exports are large: this one route takes up to IMPORT_MAX_BYTES, set before the body is read
+    # (the usual CSRF check would read it first, under the app-wide 1 MB limit).
     request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]
+    csrf.protect()
     upload = request.files.get("file")
     db_session = get_session()
     try:
@@ -269,6 +273,9 @@ def import_file() -> Any:
     tasks.import_file_task(run.id or 0)
     flash(_("Got it. We are reading your file; this page shows how far along it is."))
     return redirect(url_for("wearables.tracker"))
+
+
+csrf.exempt(import_file)  # checked in the view, once the route's own size limit is in place
 
 
 # --- JSON API ---

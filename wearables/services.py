@@ -309,7 +309,7 @@ def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
         connection = Connection(member_id=_member_id(member), provider=provider,
                                 backfill_from=start, created_at=now)
         session.add(connection)
-    elif connection.external_user_id != external_user_id:
+    elif connection.external_user_id != external_user_id or connection.synced_through is None:
         connection.backfill_from, connection.synced_through = start, None
     if connection.synced_through is None and identity.legacy_user_id:
         legacy = session.exec(select(Connection).where(

@@ -9,7 +9,10 @@ number of concurrent syncs make one refresh request.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +20,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.accounts.models import User
-from app.crypto import TokenCipher
+from app.crypto import InvalidToken, TokenCipher
 from app.db import Database, utcnow
 from app.events import record
 from wearables import services
 from wearables.events import ReconnectNeeded, SyncProgressed
 from wearables.models import Connection, ConnectionStatus, Source
+from wearables.providers import CONNECTABLE
 from wearables.providers.base import (
     MoveToGoogle,
     NeedsReconnect,
@@ -36,13 +40,16 @@ from wearables.records import SleepSession
 
 log = logging.getLogger(__name__)
 REFRESH_MARGIN = timedelta(minutes=2)
+LEASE = timedelta(minutes=10)  # renewed with every chunk; a crashed sync frees it by then
 SHORT_WAIT = 5.0  # a Retry-After up to this is waited out in place; longer ones are rescheduled
 MAX_SHORT_WAITS = 6
 
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    status: str  # "done", "needs_reconnect", "move_to_google", "rate_limited", "failed", "skipped"
+    # "done", "needs_reconnect", "move_to_google", "rate_limited", "failed", "skipped",
+    # "already running"
+    status: str
     days_done: int = 0
     days_total: int = 0
 
@@ -66,7 +73,7 @@ def backoff_seconds(failures: int) -> float:
     return float(base * random.uniform(0.8, 1.2))  # noqa: S311  (jitter, not security)
 
 
-def _access_token(ctx: SyncContext, connection_id: int, *, force: bool = False) -> str:
+def access_token(ctx: SyncContext, connection_id: int, *, force: bool = False) -> str:
     """A usable access token, refreshed under the connection's lock when it is (nearly) stale."""
     with ctx.db.transaction() as session:
         # The row lock (PostgreSQL) or the immediate write transaction (SQLite) serialises
@@ -91,8 +98,8 @@ def _mark(ctx: SyncContext, connection_id: int, *, status: str | None = None,
           retry_in: float | None = None, failed: bool = False) -> None:
     with ctx.db.transaction() as session:
         connection = session.get(Connection, connection_id)
-        if connection is None:
-            return
+        if connection is None or connection.status != ConnectionStatus.CONNECTED:
+            return  # disconnected (or taken over) meanwhile: leave it as the member left it
         if status is not None:
             connection.status = status
             if status in (ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.MOVE_TO_GOOGLE):
@@ -103,11 +110,60 @@ def _mark(ctx: SyncContext, connection_id: int, *, status: str | None = None,
                                       if retry_in is not None else None)
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _holder_alive(owner: str) -> bool:
+    """Whether the sync holding a lease may still run (on this host we can ask the OS)."""
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine: trust the lease's time limit
+    try:
+        os.kill(int(rest.split(":")[0]), 0)
+    except ProcessLookupError:
+        return False  # that process died (killed mid-backfill): take over at once
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def _claim(ctx: SyncContext, connection_id: int) -> bool:
+    """Take the connection's sync lease, unless a live sync holds it."""
+    with ctx.db.transaction() as session:
+        connection = session.get(Connection, connection_id, with_for_update=True)
+        if connection is None:
+            return False
+        held = (connection.sync_lease_until is not None
+                and connection.sync_lease_until > ctx.now() and connection.sync_owner)
+        if held and _holder_alive(connection.sync_owner):
+            return False
+        connection.sync_owner, connection.sync_lease_until = _owner(), ctx.now() + LEASE
+        return True
+
+
+def _release(ctx: SyncContext, connection_id: int) -> None:
+    with ctx.db.transaction() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is not None and connection.sync_owner == _owner():
+            connection.sync_owner, connection.sync_lease_until = "", None
+
+
+def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
+    """Sync one connection unless another sync of it is running (then: "already running")."""
+    if not _claim(ctx, connection_id):
+        return SyncOutcome("already running")
+    try:
+        return _sync(ctx, connection_id)
+    finally:
+        _release(ctx, connection_id)
+
+
 def _local_night(sleep: SleepSession, zone: ZoneInfo) -> date:
     return sleep.end.astimezone(zone).date()
 
 
-def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
+def _sync(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     """Fetch every day the connection still owes, chunk by chunk; never raises provider errors."""
     with ctx.db.session(write=False) as read:
         connection = read.get(Connection, connection_id)
@@ -134,7 +190,7 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     sleeps: list[SleepSession] = []
     sleep_until = start
     try:
-        token = _access_token(ctx, connection_id)
+        token = access_token(ctx, connection_id)
         while start < end:
             try:
                 # Fetch outside any transaction: no database lock is held while we wait on HTTP.
@@ -146,10 +202,10 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
                 # A chunk never reaches past the sleep already fetched.
                 stop = min(start + timedelta(days=provider.max_steps_days), sleep_until)
                 steps = provider.daily_steps(access_token=token, start=start, end=stop)
-            except TokenExpired:
-                if refreshed:
-                    raise
-                token, refreshed = _access_token(ctx, connection_id, force=True), True
+            except TokenExpired as expired:
+                if refreshed:  # refused even with a fresh token: the grant itself is gone
+                    raise NeedsReconnect("a fresh token was refused") from expired
+                token, refreshed = access_token(ctx, connection_id, force=True), True
                 continue
             except RateLimited as limited:
                 if limited.retry_after <= SHORT_WAIT and short_waits < MAX_SHORT_WAITS:
@@ -160,7 +216,7 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
             with ctx.db.transaction() as session:
                 row = session.get(Connection, connection_id)
                 if row is None or row.status != ConnectionStatus.CONNECTED:
-                    raise NeedsReconnect("disconnected during the sync")
+                    return SyncOutcome("skipped", done, total)  # disconnected meanwhile
                 services.store_steps(session, member_id=member.id or 0, source=source,
                                      days=steps, now=ctx.now())
                 services.store_sleep(session, member_id=member.id or 0, tz=member.timezone,
@@ -171,6 +227,7 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
                 if row.synced_through is None or last > row.synced_through:
                     row.synced_through = last
                 row.last_sync_at = ctx.now()
+                row.sync_lease_until = ctx.now() + LEASE
                 done += (stop - start).days
                 record(session, SyncProgressed(member_id=member.id or 0,
                                                connection_id=connection_id,
@@ -179,7 +236,10 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
             if ctx.progress:
                 ctx.progress(done, total)
             start = stop
-    except NeedsReconnect:
+    except (NeedsReconnect, InvalidToken):
+        if connection.provider not in CONNECTABLE:  # an old Fitbit link cannot be renewed
+            _mark(ctx, connection_id, status=ConnectionStatus.MOVE_TO_GOOGLE)
+            return SyncOutcome("move_to_google", done, total)
         _mark(ctx, connection_id, status=ConnectionStatus.NEEDS_RECONNECT)
         return SyncOutcome("needs_reconnect", done, total)
     except MoveToGoogle:
@@ -188,8 +248,11 @@ def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     except RateLimited as limited:
         _mark(ctx, connection_id, retry_in=max(limited.retry_after, 60.0))
         return SyncOutcome("rate_limited", done, total)
-    except (TemporaryFailure, ProviderError) as failure:
-        log.warning("sync of connection %s failed for now: %s", connection_id, failure)
+    except Exception as failure:  # temporary or not understood: back off, never loop hot
+        if isinstance(failure, TemporaryFailure | ProviderError):
+            log.warning("sync of connection %s failed for now: %s", connection_id, failure)
+        else:
+            log.exception("sync of connection %s failed unexpectedly", connection_id)
         with ctx.db.session(write=False) as read:
             row = read.get(Connection, connection_id)
             failures = (row.failures if row else 0) + 1

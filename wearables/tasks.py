@@ -7,11 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from huey.exceptions import TaskLockedException
 
 from app.crypto import TokenCipher
 from app.db import get_db, utcnow
-from app.jobs import crontab, huey, periodic_task, task
+from app.jobs import crontab, periodic_task, task
 from wearables import imports, services
 from wearables.providers.base import ProviderError, WearableProvider
 from wearables.sync import SyncContext, sync_connection
@@ -37,12 +36,9 @@ def cipher() -> TokenCipher:
 
 @task()
 def sync_connection_task(connection_id: int) -> str:
-    """Sync one connection; a second trigger while one runs is dropped (it would redo the same)."""
-    try:
-        with huey.lock_task(f"sync-connection-{connection_id}"):
-            return sync_connection(sync_context(), connection_id).status
-    except TaskLockedException:
-        return "already running"
+    """Sync one connection; a trigger while another sync of it runs does nothing (the running
+    one already fetches everything owed)."""
+    return sync_connection(sync_context(), connection_id).status
 
 
 @periodic_task(crontab(minute="*/5"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 22:41:05.838577
+Create Date: 2026-11-25 22:56:10.479999
 """
 from collections.abc import Sequence
 
@@ -103,6 +103,8 @@ def upgrade() -> None:
     sa.Column('last_sync_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('sync_owner', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('sync_lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

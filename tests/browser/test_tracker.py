@@ -55,9 +55,9 @@ def test_a_member_connects_and_watches_a_year_arrive_live(
     expect(bar).to_have_count(1)  # still backfilling when the page opened …
     start = bar.get_attribute("value")
     expect(bar).not_to_have_attribute("value", str(start), timeout=20000)  # … and it moves live
-    page.wait_for_timeout(500)
+    expect(bar).to_have_attribute("value", "365", timeout=30000)  # the whole year, live
     page.reload()
-    expect(page.get_by_text("working.")).to_be_visible(timeout=30000)
+    expect(page.get_by_text("working.")).to_be_visible()
     rows = page.locator("table tbody tr")
     expect(rows).to_have_count(30)
     assert console_errors == []

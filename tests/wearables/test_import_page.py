@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -92,3 +93,27 @@ def test_a_member_sees_only_their_own_imports(client: FlaskClient, session: Sess
     other = client.application.test_client()
     sign_in(other, "Quiet Oak")
     assert "mine.csv" not in other.get("/tracker").get_data(as_text=True)
+
+
+def test_an_export_larger_than_the_usual_request_limit_is_taken(
+        client: FlaskClient, session: Session, member: User) -> None:
+    sign_in(client, "Sunny River")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLES / "apple_export.xml", "apple_health_export/export.xml")
+        # Apple exports carry other files (ECGs, routes) beside export.xml.
+        zf.writestr("apple_health_export/electrocardiograms/ecg.csv", os.urandom(1536 * 1024))
+    assert len(archive.getvalue()) > 1024 * 1024  # past the app-wide 1 MB request limit
+    page = _upload(client, "export.zip", archive.getvalue())
+    assert page.startswith("200") and "were new or changed" in page, page[:300]
+    assert _counts(session)[0] > 0
+
+
+def test_an_upload_without_the_csrf_token_is_refused(client: FlaskClient, session: Session,
+                                                     member: User) -> None:
+    sign_in(client, "Sunny River")
+    response = client.post("/tracker/import", data={
+        "file": (io.BytesIO((SAMPLES / "steps_and_sleep.csv").read_bytes()), "a.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert _counts(session) == (0, 0)
