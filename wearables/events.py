@@ -42,6 +42,21 @@ class ReconnectNeeded(DomainEvent):
 
 
 @dataclass(frozen=True)
+class TrackerDisconnected(DomainEvent):
+    """The member disconnected; the grant is to be withdrawn at the platform (token encrypted)."""
+
+    member_id: int
+    provider: str
+    token_enc: str
+
+
+@dataclass(frozen=True)
+class ImportQueued(DomainEvent):
+    member_id: int
+    import_id: int
+
+
+@dataclass(frozen=True)
 class TrackerConnected(DomainEvent):
     member_id: int
     connection_id: int

@@ -6,15 +6,25 @@ from app.events import EventBus
 from app.realtime import emit_to_user
 from wearables.events import (
     ImportProgressed,
+    ImportQueued,
     ReconnectNeeded,
     SyncProgressed,
     TrackerConnected,
+    TrackerDisconnected,
 )
-from wearables.tasks import sync_connection_task
+from wearables.tasks import import_file_task, revoke_token_task, sync_connection_task
 
 
 def on_tracker_connected(event: TrackerConnected) -> None:
     sync_connection_task(event.connection_id)
+
+
+def on_tracker_disconnected(event: TrackerDisconnected) -> None:
+    revoke_token_task(event.provider, event.token_enc)
+
+
+def on_import_queued(event: ImportQueued) -> None:
+    import_file_task(event.import_id)
 
 
 def on_sync_progressed(event: SyncProgressed) -> None:
@@ -36,5 +46,7 @@ def on_import_progressed(event: ImportProgressed) -> None:
 def register(bus: EventBus) -> None:
     bus.after_commit(ImportProgressed, on_import_progressed)
     bus.after_commit(TrackerConnected, on_tracker_connected)
+    bus.after_commit(TrackerDisconnected, on_tracker_disconnected)
+    bus.after_commit(ImportQueued, on_import_queued)
     bus.after_commit(SyncProgressed, on_sync_progressed)
     bus.after_commit(ReconnectNeeded, on_reconnect_needed)

@@ -18,7 +18,7 @@ from app.db import Database
 from app.errors import InvalidInput
 from app.events import record
 from wearables import services
-from wearables.events import ImportProgressed
+from wearables.events import ImportProgressed, ImportQueued
 from wearables.importers import ImportRefused, detect_and_parse
 from wearables.models import ImportRun, ImportStatus, SleepNight, Source
 
@@ -81,6 +81,7 @@ def start_import(session: Session, *, member: User, filename: str, upload: IO[by
     with (folder / f"import-{run.id}").open("wb") as out:
         for block in iter(lambda: upload.read(1024 * 1024), b""):
             out.write(block)
+    record(session, ImportQueued(member_id=member.id or 0, import_id=run.id or 0))
     return run
 
 

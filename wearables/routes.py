@@ -133,9 +133,8 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
         connections=connections, available=available, imports=recent_imports,
         refusals=imports.REFUSALS,
         sleep_chart=sleep_chart, error=error, form=form or {}, today=today.isoformat(),
-        client_key=secrets.token_urlsafe(16), has_data=any(d.steps is not None or
-                                                           d.sleep_minutes is not None
-                                                           for d in days)), status
+        steps_key=secrets.token_urlsafe(16), sleep_key=secrets.token_urlsafe(16),
+        has_data=any(d.steps is not None or d.sleep_minutes is not None for d in days)), status
 
 
 @bp.get("/tracker")
@@ -241,9 +240,8 @@ def oauth_callback(provider: str) -> Any:
 def disconnect(provider: str) -> BaseResponse:
     keep = request.form.get("keep_data", "yes") != "no"
     db_session = get_session()
-    token = services.disconnect(db_session, member=_member(), provider=provider, keep_data=keep)
+    services.disconnect(db_session, member=_member(), provider=provider, keep_data=keep)
     db_session.commit()
-    tasks.revoke_token_task(provider, token)
     flash(_("Disconnected. Your numbers so far are kept.") if keep else
           _("Disconnected, and the numbers from that tracker are deleted."))
     return redirect(url_for("wearables.tracker"))
@@ -264,13 +262,12 @@ def import_file() -> Any:
     try:
         if upload is None or not upload.filename:
             raise InvalidInput(_l("Please pick a file to bring in."), field="file")
-        run = imports.start_import(db_session, member=_member(), filename=upload.filename,
-                                   upload=upload.stream, folder=tasks.upload_folder())
+        imports.start_import(db_session, member=_member(), filename=upload.filename,
+                             upload=upload.stream, folder=tasks.upload_folder())
         db_session.commit()
     except DomainError as exc:
         db_session.rollback()
         return _tracker_page(exc, {}, exc.status)
-    tasks.import_file_task(run.id or 0)
     flash(_("Got it. We are reading your file; this page shows how far along it is."))
     return redirect(url_for("wearables.tracker"))
 

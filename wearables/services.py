@@ -10,14 +10,16 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
 
 from app import idempotency
 from app.accounts.models import User
 from app.crypto import TokenCipher
 from app.errors import InvalidInput, NotFound
 from app.events import record
-from wearables.events import SleepSynced, StepsSynced, TrackerConnected
+from wearables.events import SleepSynced, StepsSynced, TrackerConnected, TrackerDisconnected
 from wearables.models import (
     PRECEDENCE,
     Connection,
@@ -44,31 +46,35 @@ def local_today(member: User, now: datetime) -> date:
 # --- storing what a source reports ---
 
 
+def _upsert(session: Session, model: type[SQLModel], key: tuple[str, ...],
+            rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT DO UPDATE, so that concurrent writers of one day never collide."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
+    for start in range(0, len(rows), 500):
+        batch = rows[start:start + 500]
+        statement = insert(model).values(batch)
+        columns = {name: statement.excluded[name] for name in batch[0] if name not in key}
+        session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=columns))
+
+
 def store_steps(session: Session, *, member_id: int, source: Source, days: Iterable[DaySteps],
                 now: datetime) -> tuple[date, ...]:
     """Upsert steps per (member, day, source); publish StepsSynced for the days that changed."""
     incoming = {d.day: d.steps for d in days}
     if not incoming:
         return ()
-    existing = {row.day: row for row in session.exec(
-        select(DailySteps).where(col(DailySteps.member_id) == member_id,
-                                 col(DailySteps.source) == source,
-                                 col(DailySteps.day).in_(list(incoming))))}
-    changed = []
-    for day, steps in sorted(incoming.items()):
-        row = existing.get(day)
-        if row is None:
-            session.add(DailySteps(member_id=member_id, day=day, source=source, steps=steps,
-                                   updated_at=now))
-        elif row.steps != steps:
-            row.steps, row.updated_at = steps, now
-        else:
-            continue
-        changed.append(day)
-    session.flush()
+    existing: dict[date, int] = {row.day: row.steps for row in session.exec(
+        select(DailySteps).where(
+            col(DailySteps.member_id) == member_id, col(DailySteps.source) == source,
+            col(DailySteps.day).in_(list(incoming))))}
+    changed = tuple(day for day, steps in sorted(incoming.items())
+                    if existing.get(day) != steps)
+    _upsert(session, DailySteps, ("member_id", "day", "source"),
+            [{"member_id": member_id, "day": day, "source": source, "steps": incoming[day],
+              "updated_at": now} for day in changed])
     if changed:
-        record(session, StepsSynced(member_id=member_id, source=source, days=tuple(changed)))
-    return tuple(changed)
+        record(session, StepsSynced(member_id=member_id, source=source, days=changed))
+    return changed
 
 
 @dataclass(frozen=True)
@@ -95,70 +101,51 @@ def nights_from_sessions(sessions: Iterable[SleepSession], tz: str) -> dict[date
     return nights
 
 
-def store_sleep(session: Session, *, member_id: int, tz: str, source: Source,
-                sessions: Iterable[SleepSession], now: datetime) -> tuple[date, ...]:
-    """Upsert nights per (member, night, source); publish SleepSynced for nights that changed."""
-    nights = nights_from_sessions(sessions, tz)
+_NIGHT_FIELDS = ("bedtime", "wake_time", "bed_offset_minutes", "minutes_asleep",
+                 "minutes_in_bed", "nap_minutes")
+
+
+def _store_nights(session: Session, *, member_id: int, source: Source,
+                  nights: dict[date, dict[str, Any]], now: datetime) -> tuple[date, ...]:
+    """Upsert nights per (member, night, source); publish SleepSynced for those that changed."""
     if not nights:
         return ()
-    existing = {row.night: row for row in session.exec(
-        select(SleepNight).where(col(SleepNight.member_id) == member_id,
-                                 col(SleepNight.source) == source,
-                                 col(SleepNight.night).in_(list(nights))))}
-    changed = []
-    for night, found in sorted(nights.items()):
-        offset = found.main.start.utcoffset() or timedelta()
-        values: dict[str, Any] = {"bedtime": found.main.start.astimezone(UTC),
-                  "wake_time": found.main.end.astimezone(UTC),
-                  "bed_offset_minutes": int(offset.total_seconds() // 60),
-                  "minutes_asleep": found.main.minutes_asleep,
-                  "minutes_in_bed": found.main.minutes_in_bed,
-                  "nap_minutes": found.nap_minutes}
-        row = existing.get(night)
-        if row is None:
-            session.add(SleepNight(member_id=member_id, night=night, source=source,
-                                   updated_at=now, **values))
-        elif any(getattr(row, key) != value for key, value in values.items()):
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.updated_at = now
-        else:
-            continue
-        changed.append(night)
-    session.flush()
+    existing = {row.night: tuple(getattr(row, name) for name in _NIGHT_FIELDS)
+                for row in session.exec(select(SleepNight).where(
+                    col(SleepNight.member_id) == member_id, col(SleepNight.source) == source,
+                    col(SleepNight.night).in_(list(nights))))}
+    changed = tuple(night for night, values in sorted(nights.items())
+                    if existing.get(night) != tuple(values[name] for name in _NIGHT_FIELDS))
+    _upsert(session, SleepNight, ("member_id", "night", "source"),
+            [{"member_id": member_id, "night": night, "source": source, "updated_at": now,
+              **nights[night]} for night in changed])
     if changed:
-        record(session, SleepSynced(member_id=member_id, source=source, nights=tuple(changed)))
-    return tuple(changed)
+        record(session, SleepSynced(member_id=member_id, source=source, nights=changed))
+    return changed
+
+
+def store_sleep(session: Session, *, member_id: int, tz: str, source: Source,
+                sessions: Iterable[SleepSession], now: datetime) -> tuple[date, ...]:
+    """Store sleeps as nights (grouped by the local date they end on)."""
+    nights = {}
+    for night, found in nights_from_sessions(sessions, tz).items():
+        offset = found.main.start.utcoffset() or timedelta()
+        nights[night] = {"bedtime": found.main.start.astimezone(UTC),
+                         "wake_time": found.main.end.astimezone(UTC),
+                         "bed_offset_minutes": int(offset.total_seconds() // 60),
+                         "minutes_asleep": found.main.minutes_asleep,
+                         "minutes_in_bed": found.main.minutes_in_bed,
+                         "nap_minutes": found.nap_minutes}
+    return _store_nights(session, member_id=member_id, source=source, nights=nights, now=now)
 
 
 def store_untimed_sleep(session: Session, *, member_id: int, nights: dict[date, int],
                         now: datetime) -> tuple[date, ...]:
     """Nights known only by their minutes asleep (a CSV without times), as imported nights."""
-    if not nights:
-        return ()
-    existing = {row.night: row for row in session.exec(
-        select(SleepNight).where(col(SleepNight.member_id) == member_id,
-                                 col(SleepNight.source) == Source.IMPORT,
-                                 col(SleepNight.night).in_(list(nights))))}
-    changed = []
-    for night, minutes in sorted(nights.items()):
-        row = existing.get(night)
-        if row is None:
-            session.add(SleepNight(member_id=member_id, night=night, source=Source.IMPORT,
-                                   minutes_asleep=minutes, minutes_in_bed=minutes,
-                                   updated_at=now))
-        elif row.minutes_asleep != minutes:
-            row.minutes_asleep = row.minutes_in_bed = minutes
-            row.bedtime = row.wake_time = None
-            row.updated_at = now
-        else:
-            continue
-        changed.append(night)
-    session.flush()
-    if changed:
-        record(session, SleepSynced(member_id=member_id, source=Source.IMPORT,
-                                    nights=tuple(changed)))
-    return tuple(changed)
+    return _store_nights(session, member_id=member_id, source=Source.IMPORT, now=now, nights={
+        night: {"bedtime": None, "wake_time": None, "bed_offset_minutes": 0,
+                "minutes_asleep": minutes, "minutes_in_bed": minutes, "nap_minutes": 0}
+        for night, minutes in nights.items()})
 
 
 # --- typed-in entries ---
@@ -335,8 +322,9 @@ def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
     return connection
 
 
-def disconnect(session: Session, *, member: User, provider: str, keep_data: bool) -> str:
-    """End a connection: tokens forgotten here (returned encrypted, to revoke); data kept or not."""
+def disconnect(session: Session, *, member: User, provider: str, keep_data: bool) -> None:
+    """End a connection: tokens forgotten here (and revoked at the platform after commit);
+    the data it brought kept, or deleted (published as changed days, so that progress follows)."""
     connection = session.exec(select(Connection).where(
         col(Connection.member_id) == _member_id(member),
         col(Connection.provider) == provider)).first()
@@ -347,12 +335,24 @@ def disconnect(session: Session, *, member: User, provider: str, keep_data: bool
     connection.access_token_enc = connection.refresh_token_enc = ""
     connection.token_expires_at = None
     if not keep_data:
+        member_id = _member_id(member)
+        days: list[date] = [row.day for row in session.exec(select(DailySteps).where(
+            col(DailySteps.member_id) == member_id, col(DailySteps.source) == provider))]
+        nights: list[date] = [row.night for row in session.exec(select(SleepNight).where(
+            col(SleepNight.member_id) == member_id, col(SleepNight.source) == provider))]
         for model in (DailySteps, SleepNight):
-            session.execute(delete(model).where(col(model.member_id) == _member_id(member),
+            session.execute(delete(model).where(col(model.member_id) == member_id,
                                                 col(model.source) == provider))
         connection.synced_through = None
+        if days:
+            record(session, StepsSynced(member_id=member_id, source=provider,
+                                        days=tuple(sorted(days))))
+        if nights:
+            record(session, SleepSynced(member_id=member_id, source=provider,
+                                        nights=tuple(sorted(nights))))
     session.flush()
-    return token
+    record(session, TrackerDisconnected(member_id=_member_id(member), provider=provider,
+                                        token_enc=token))
 
 
 def due_connections(session: Session, *, now: datetime, every: timedelta) -> list[int]:

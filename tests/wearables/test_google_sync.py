@@ -22,6 +22,7 @@ from tests.factories import sign_in
 from tests.live import BIN, ROOT
 from tests.standins import Standin, connect_google
 from wearables import services
+from wearables.events import StepsSynced
 from wearables.models import Connection, DailySteps, SleepNight
 from wearables.standins import generator
 from wearables.sync import access_token, sync_connection
@@ -187,9 +188,14 @@ def test_disconnecting_revokes_and_can_keep_or_delete_the_data(
     assert google.stats()["revocations"] == 1
     assert _counts(session)[0] > 300
     connect_google(walker_client)
+    changed: list[StepsSynced] = []
+    get_db(walker_client.application).bus.after_commit(StepsSynced, changed.append)
     walker_client.post("/tracker/disconnect/google", data={
         "keep_data": "no", "csrf_token": factories.csrf_token(walker_client)})
     assert _counts(session) == (0, 0)
+    assert google.stats()["revocations"] == 2
+    # Deleted days are published as changed, so that anything computed from them follows.
+    assert len(changed) == 1 and len(changed[0].days) > 300
 
 
 def _rows(session: Session) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
