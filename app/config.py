@@ -130,6 +130,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "FITBIT_TOKEN_URL": os.environ.get("FITBIT_TOKEN_URL", "https://api.fitbit.com/oauth2/token"),
         "FITBIT_REVOKE_URL": os.environ.get("FITBIT_REVOKE_URL", ""),
         "FITBIT_API_BASE": os.environ.get("FITBIT_API_BASE", "https://api.fitbit.com"),
+        # Optional Google Health API notifications: the endpoint-authorization secret and the
+        # Tink JSON public keyset that signs them (polling works without them).
+        "GOOGLE_WEBHOOK_SECRET": os.environ.get("GOOGLE_WEBHOOK_SECRET", ""),
+        "GOOGLE_WEBHOOK_KEYSET": os.environ.get("GOOGLE_WEBHOOK_KEYSET", ""),
         "BACKFILL_DAYS": _int("BACKFILL_DAYS", 365),
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 512 * 1024 * 1024),
         "SYNC_EVERY_MINUTES": _int("SYNC_EVERY_MINUTES", 30),

@@ -7,6 +7,7 @@ from flask import Flask
 from app.crypto import TokenCipher
 from wearables.cli import wearables_cli
 from wearables.providers import providers_from_config
+from wearables.webhooks import load_keyset
 
 
 def init_app(app: Flask) -> None:
@@ -14,3 +15,5 @@ def init_app(app: Flask) -> None:
     app.extensions["hearten.providers"] = providers_from_config(app.config)
     app.extensions["hearten.cipher"] = TokenCipher(list(app.config["TOKEN_KEYS"]))
     app.cli.add_command(wearables_cli)
+    keyset = app.config.get("GOOGLE_WEBHOOK_KEYSET") or ""
+    app.extensions["hearten.webhook_keys"] = load_keyset(keyset) if keyset else {}

@@ -51,6 +51,14 @@ class TrackerDisconnected(DomainEvent):
 
 
 @dataclass(frozen=True)
+class SyncRequested(DomainEvent):
+    """A platform said new data is waiting (a webhook)."""
+
+    member_id: int
+    connection_id: int
+
+
+@dataclass(frozen=True)
 class ImportQueued(DomainEvent):
     member_id: int
     import_id: int

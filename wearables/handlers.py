@@ -9,6 +9,7 @@ from wearables.events import (
     ImportQueued,
     ReconnectNeeded,
     SyncProgressed,
+    SyncRequested,
     TrackerConnected,
     TrackerDisconnected,
 )
@@ -16,6 +17,10 @@ from wearables.tasks import import_file_task, revoke_token_task, sync_connection
 
 
 def on_tracker_connected(event: TrackerConnected) -> None:
+    sync_connection_task(event.connection_id)
+
+
+def on_sync_requested(event: SyncRequested) -> None:
     sync_connection_task(event.connection_id)
 
 
@@ -47,6 +52,7 @@ def register(bus: EventBus) -> None:
     bus.after_commit(ImportProgressed, on_import_progressed)
     bus.after_commit(TrackerConnected, on_tracker_connected)
     bus.after_commit(TrackerDisconnected, on_tracker_disconnected)
+    bus.after_commit(SyncRequested, on_sync_requested)
     bus.after_commit(ImportQueued, on_import_queued)
     bus.after_commit(SyncProgressed, on_sync_progressed)
     bus.after_commit(ReconnectNeeded, on_reconnect_needed)

@@ -95,6 +95,8 @@ class Connection(SQLModel, table=True):
     # Who is syncing this connection now ("host:pid:thread"), and until when at the latest.
     sync_owner: str = Field(default="", max_length=120)
     sync_lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Set by a platform notification; cleared when a sync starts (so repeats queue one sync).
+    sync_requested_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 

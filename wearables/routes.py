@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,9 +30,9 @@ from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_db, get_session, utcnow
 from app.errors import DomainError, InvalidInput, NotFound
-from app.extensions import csrf
+from app.extensions import csrf, limiter
 from app.urls import public_url
-from wearables import imports, services, tasks
+from wearables import imports, services, tasks, webhooks
 from wearables.models import (
     Connection,
     ConnectionStatus,
@@ -273,6 +274,40 @@ def import_file() -> Any:
 
 
 csrf.exempt(import_file)  # checked in the view, once the route's own size limit is in place
+
+
+# --- platform notifications ---
+
+
+@bp.post("/webhooks/google")
+@limiter.limit("600 per minute")
+def google_webhook() -> tuple[str, int]:
+    """Google Health API notifications: answered at once; the sync runs as a job."""
+    body = request.get_data(cache=True)
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return "", 400
+    if not isinstance(payload, dict):
+        return "", 400
+    if payload.get("type") == "verification":
+        secret = str(current_app.config.get("GOOGLE_WEBHOOK_SECRET") or "")
+        given = request.headers.get("Authorization", "")
+        return ("", 201) if secret and secrets.compare_digest(given, secret) else ("", 401)
+    keys = current_app.extensions["hearten.webhook_keys"]
+    signature = next((request.headers[name] for name in webhooks.SIGNATURE_HEADERS
+                      if name in request.headers), "")
+    if not keys:
+        return "", 404  # notifications are not set up here
+    if not webhooks.signature_valid(body, signature, keys):
+        return "", 401
+    db_session = get_session()
+    webhooks.request_sync(db_session, notification=payload, now=utcnow())
+    db_session.commit()
+    return "", 204
+
+
+csrf.exempt(google_webhook)  # signed by Google instead
 
 
 # --- JSON API ---

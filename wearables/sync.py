@@ -139,6 +139,7 @@ def _claim(ctx: SyncContext, connection_id: int) -> bool:
         if held and _holder_alive(connection.sync_owner):
             return False
         connection.sync_owner, connection.sync_lease_until = _owner(), ctx.now() + LEASE
+        connection.sync_requested_at = None  # this sync fetches whatever was notified so far
         return True
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 22:56:10.479999
+Create Date: 2026-11-25 23:21:14.065665
 """
 from collections.abc import Sequence
 
@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('sync_owner', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('sync_lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sync_requested_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
