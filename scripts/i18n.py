@@ -27,11 +27,16 @@ def extract(pot: Path = POT) -> None:
 def update() -> None:
     extract()
     subprocess.run([PYBABEL, "-q", "update", "-i", str(POT), "-d", str(TRANSLATIONS),
-                    "--no-fuzzy-matching", "--omit-header", "--ignore-obsolete"], check=True)
+                    "--no-fuzzy-matching", "--ignore-obsolete"], check=True)
 
 
 def compile_() -> None:
+    """Build the .mo files, and fail loudly if a catalog was skipped (e.g. marked fuzzy)."""
     subprocess.run([PYBABEL, "-q", "compile", "-d", str(TRANSLATIONS)], check=True)
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            sys.exit(f"{po} was not compiled: is its header missing or marked fuzzy?")
 
 
 def missing(pot: Path = POT) -> list[str]:
@@ -40,6 +45,8 @@ def missing(pot: Path = POT) -> list[str]:
 
     with (TRANSLATIONS / "es" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
         spanish = read_po(fh)
+    if spanish.fuzzy:  # pybabel would skip the whole catalog when compiling
+        return ["(the Spanish catalog's header is missing or marked fuzzy)"]
     with pot.open("rb") as fh:
         template = read_po(fh)
     gaps = []
