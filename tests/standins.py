@@ -44,15 +44,20 @@ class Standin:
                 if k not in ("authorize", "token", "revoke")}
 
 
+def serve(app: Flask) -> tuple[str, BaseWSGIServer]:
+    """Serve a stand-in over real HTTP on a free loopback port, in a background thread."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
+
+
 @pytest.fixture
 def google() -> Iterator[Standin]:
     """Google, played by the stand-in, over real HTTP on a free loopback port."""
     app = create_google_standin(seed=0, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Standin(url=f"http://127.0.0.1:{port}", app=app, server=server)
+    url, server = serve(app)
+    yield Standin(url=url, app=app, server=server)
     server.shutdown()
 
 

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.live import free_port
+from tests.standins import Standin, serve
 from wearables.providers.base import (
     MoveToGoogle,
     NeedsReconnect,
@@ -59,21 +56,10 @@ class FakeClock:
 
 
 @dataclass
-class FitbitStandin:
-    """The stand-in running on a loopback port, with its test controls."""
+class FitbitStandin(Standin):
+    """The stand-in running on a loopback port, with its test controls and its clock."""
 
-    url: str
-    app: Flask
-    server: BaseWSGIServer
-    clock: FakeClock
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = requests.get(f"{self.url}/_standin/stats", timeout=5).json()
-        return stats
-
-    def configure(self, **settings: Any) -> None:
-        response = requests.post(f"{self.url}/_standin/config", json=settings, timeout=5)
-        assert response.status_code == 200, response.text
+    clock: FakeClock = field(default_factory=lambda: FakeClock())
 
     def api_paths(self) -> list[str]:
         paths: list[str] = self.stats()["recent_paths"]
@@ -90,11 +76,8 @@ def fitbit_api(clock: FakeClock) -> Iterator[FitbitStandin]:
     """Fitbit, played by the stand-in, over real HTTP on a free loopback port."""
     app = create_fitbit_standin(seed=SEED, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, today=TODAY,
                                 clock=clock)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield FitbitStandin(url=f"http://127.0.0.1:{port}", app=app, server=server, clock=clock)
+    url, server = serve(app)
+    yield FitbitStandin(url=url, app=app, server=server, clock=clock)
     server.shutdown()
 
 

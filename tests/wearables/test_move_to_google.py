@@ -3,7 +3,6 @@ history: the Google backfill starts where Fitbit stopped, so no day is fetched o
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,14 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlmodel import Session
-from werkzeug.serving import make_server
 
 from app.accounts.models import Cohort, User
 from app.db import get_db, utcnow
 from tests import factories
 from tests.factories import sign_in
-from tests.live import free_port
-from tests.standins import CLIENT_ID, CLIENT_SECRET, Standin, connect_google
+from tests.standins import CLIENT_ID, CLIENT_SECRET, Standin, connect_google, serve
 from wearables import services
 from wearables.models import Connection, ConnectionStatus, DailySteps
 from wearables.providers.base import Identity, TokenSet
@@ -32,10 +29,9 @@ from wearables.tasks import cipher, sync_context
 
 @pytest.fixture
 def fitbit_url() -> Iterator[str]:
-    app = create_fitbit_standin(seed=0, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url, server = serve(create_fitbit_standin(seed=0, client_id=CLIENT_ID,
+                                              client_secret=CLIENT_SECRET))
+    yield url
     server.shutdown()
 
 

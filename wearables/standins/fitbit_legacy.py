@@ -12,8 +12,6 @@ Run it with ``python -m wearables.standins.fitbit_legacy --port 8602 [--gone] [-
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import hmac
 import html
 import logging
@@ -36,6 +34,7 @@ from werkzeug.serving import run_simple
 from werkzeug.wrappers import Response as BaseResponse
 
 from wearables.standins import generator
+from wearables.standins.common import control_error, is_count, page_html, s256
 
 EXTENSION = "fitbit_legacy_standin"
 SCOPES = ("activity", "cardio_fitness", "electrocardiogram", "heartrate", "irregular_rhythm_notifications",
@@ -410,12 +409,6 @@ class StandinState:
                  "zone": generator.home_zone(self.seed, user.index)} for user in users]
 
 
-def s256(verifier: str) -> str:
-    """The PKCE S256 challenge for a code verifier."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 # --- wire formats -------------------------------------------------------------------------------
 
 
@@ -722,13 +715,6 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query), fragment="_=_"))
 
 
-def _page_html(title: str, body: str) -> str:
-    """A minimal HTML page: no scripts, no styles, nothing a strict CSP would block."""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head>'
-            f"<body><main>{body}</main></body></html>")
-
-
 def _consent_page(params: Mapping[str, str], login_hint: str) -> str:
     """The consent form: the demo account, requested scopes as ticked boxes, Allow and Deny."""
     hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(params[name])}">'
@@ -737,7 +723,7 @@ def _consent_page(params: Mapping[str, str], login_hint: str) -> str:
         f'<li><label><input type="checkbox" name="granted_scope" value="{html.escape(scope)}" checked> '
         f"{html.escape(SCOPE_LABELS.get(scope, scope))}</label></li>"
         for scope in params.get("scope", "").split())
-    return _page_html("Fitbit – authorize (stand-in)", (
+    return page_html("Fitbit – authorize (stand-in)", (
         "<h1>Hearten would like access to the following data in your Fitbit account</h1>"
         '<form method="post">'
         f'{hidden}<input type="hidden" name="granular" value="1">'
@@ -757,7 +743,7 @@ def authorize() -> BaseResponse:
     problem = _authorize_problem(state, params)
     if problem:
         error, _, detail = problem.partition(": ")
-        page = _page_html("Error", f"<h1>{html.escape(error)}</h1><p>{html.escape(detail)}</p>")
+        page = page_html("Error", f"<h1>{html.escape(error)}</h1><p>{html.escape(detail)}</p>")
         return Response(page, status=400, headers=_PAGE_HEADERS)
     login_hint = request.values.get("login_hint", "")
     if request.method == "GET":
@@ -841,14 +827,14 @@ def _validated_settings(body: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
     settings = dict(body)
-    if "latency_ms" in body and not _is_count(body["latency_ms"]):
+    if "latency_ms" in body and not is_count(body["latency_ms"]):
         raise ValueError("latency_ms must be a whole number ≥ 0")
     limit = body.get("rate_limit_per_hour")
-    if limit is not None and not (_is_count(limit) and limit > 0):
+    if limit is not None and not (is_count(limit) and limit > 0):
         raise ValueError("rate_limit_per_hour must be a whole number ≥ 1, or null for no limit")
     for name in ("fail_next", "fail_next_token"):
         statuses = body.get(name, [])
-        if not isinstance(statuses, list) or not all(_is_count(s) and s in _STATUS_RANGE for s in statuses):
+        if not isinstance(statuses, list) or not all(is_count(s) and s in _STATUS_RANGE for s in statuses):
             raise ValueError(f"{name} must be a list of HTTP statuses from 400 to 599")
     for name in ("gone", "send_retry_after", "expire_access_tokens", "revoke_refresh_tokens"):
         if not isinstance(body.get(name, False), bool):
@@ -859,18 +845,6 @@ def _validated_settings(body: Any) -> dict[str, Any]:
         except ValueError:
             raise ValueError("today must be a date (YYYY-MM-DD) or null") from None
     return settings
-
-
-def _is_count(value: Any) -> bool:
-    """Whether a JSON value is a non-negative integer (and not a boolean)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _control_error(message: str) -> Response:
-    """A 400 from a test control."""
-    response = jsonify({"error": message})
-    response.status_code = 400
-    return response
 
 
 @bp.get("/_standin/stats")
@@ -887,7 +861,7 @@ def config() -> Response:
         try:
             state.configure(_validated_settings(request.get_json(silent=True)))
         except ValueError as error:
-            return _control_error(str(error))
+            return control_error(str(error))
     return jsonify(state.snapshot()["config"])
 
 
@@ -913,7 +887,7 @@ def direct_tokens() -> Response:
     scopes = (body.get("scopes") if isinstance(body, dict) else None) or ["activity", "sleep"]
     if not isinstance(body, dict) or not isinstance(scopes, list) or not all(
             isinstance(scope, str) and scope in SCOPES for scope in scopes):
-        return _control_error('expected {"login_hint": str, "scopes": [Fitbit scopes]}')
+        return control_error('expected {"login_hint": str, "scopes": [Fitbit scopes]}')
     user = state.user_for(str(body["login_hint"]) if body.get("login_hint") else None)
     tokens = state.grant_directly(user=user, scopes=tuple(scopes))
     return jsonify({**tokens, "index": user.index})

@@ -35,6 +35,7 @@ from werkzeug.serving import run_simple
 from werkzeug.wrappers import Response as BaseResponse
 
 from wearables.standins import generator
+from wearables.standins.common import control_error, is_count, page_html, s256
 
 STEPS_SCOPE = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly"
 SLEEP_SCOPE = "https://www.googleapis.com/auth/googlehealth.sleep.readonly"
@@ -403,12 +404,6 @@ class StandinState:
              "loginHint": user.login_hint, "zone": generator.home_zone(self.seed, user.index)}
             for user in users
         ]
-
-
-def s256(verifier: str) -> str:
-    """The PKCE S256 challenge for a code verifier."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 # --- wire formats -------------------------------------------------------------------------------
@@ -881,13 +876,6 @@ _CARRIED = ("client_id", "redirect_uri", "response_type", "scope", "state", "cod
             "code_challenge_method", "access_type", "prompt", "login_hint", "include_granted_scopes")
 
 
-def _page_html(title: str, body: str) -> str:
-    """A minimal HTML page: no scripts, no styles, nothing a strict CSP would block."""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head>'
-            f"<body><main>{body}</main></body></html>")
-
-
 def _consent_page(params: Mapping[str, str]) -> str:
     """The consent form: requested scopes as ticked boxes, parameters carried as hidden fields."""
     hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(params[name])}">'
@@ -897,7 +885,7 @@ def _consent_page(params: Mapping[str, str]) -> str:
         f"{html.escape(SCOPE_LABELS.get(scope, scope))}</label></li>"
         for scope in params.get("scope", "").split())
     account = html.escape(params.get("login_hint") or "a new demo account")
-    return _page_html("Sign in – Google (stand-in)", (
+    return page_html("Sign in – Google (stand-in)", (
         "<h1>Allow Hearten to read your steps and sleep?</h1>"
         f"<p>Signed in as {account} (local Google stand-in).</p>"
         '<form method="post">'
@@ -916,7 +904,7 @@ def authorize() -> BaseResponse:
     problem = _authorize_problem(state, params)
     if problem:
         error, _, detail = problem.partition(": ")
-        page = _page_html("Error 400",
+        page = page_html("Error 400",
                           f"<h1>Error 400: {html.escape(error)}</h1><p>{html.escape(detail)}</p>")
         return Response(page, status=400, headers=_PAGE_HEADERS)
     if request.method == "GET":
@@ -1002,14 +990,14 @@ def _validated_settings(body: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
     settings = dict(body)
-    if "latency_ms" in body and not _is_count(body["latency_ms"]):
+    if "latency_ms" in body and not is_count(body["latency_ms"]):
         raise ValueError("latency_ms must be a whole number ≥ 0")
     limit = body.get("rate_limit_per_minute")
-    if limit is not None and not (_is_count(limit) and limit > 0):
+    if limit is not None and not (is_count(limit) and limit > 0):
         raise ValueError("rate_limit_per_minute must be a whole number ≥ 1, or null for no limit")
     for name in ("fail_next", "fail_next_token"):
         statuses = body.get(name, [])
-        if not isinstance(statuses, list) or not all(_is_count(s) and s in _STATUS_RANGE for s in statuses):
+        if not isinstance(statuses, list) or not all(is_count(s) and s in _STATUS_RANGE for s in statuses):
             raise ValueError(f"{name} must be a list of HTTP statuses from 400 to 599")
     for name in ("expire_access_tokens", "revoke_refresh_tokens"):
         if not isinstance(body.get(name, False), bool):
@@ -1017,18 +1005,6 @@ def _validated_settings(body: Any) -> dict[str, Any]:
     if body.get("today") is not None:
         settings["today"] = date.fromisoformat(str(body["today"]))
     return settings
-
-
-def _is_count(value: Any) -> bool:
-    """Whether a JSON value is a non-negative integer (and not a boolean)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _control_error(message: str) -> Response:
-    """A 400 from a test control."""
-    response = jsonify({"error": message})
-    response.status_code = 400
-    return response
 
 
 @bp.get("/_standin/stats")
@@ -1045,7 +1021,7 @@ def config() -> Response:
         try:
             state.configure(_validated_settings(request.get_json(silent=True)))
         except ValueError as error:
-            return _control_error(str(error))
+            return control_error(str(error))
     return jsonify(state.snapshot()["config"])
 
 
@@ -1071,7 +1047,7 @@ def direct_tokens() -> Response:
     scopes = (body.get("scopes") if isinstance(body, dict) else None) or [STEPS_SCOPE, SLEEP_SCOPE]
     if not isinstance(body, dict) or not isinstance(scopes, list) or not all(
             isinstance(scope, str) and _known_scope(scope) for scope in scopes):
-        return _control_error('expected {"login_hint": str, "scopes": [known scopes], "offline": bool}')
+        return control_error('expected {"login_hint": str, "scopes": [known scopes], "offline": bool}')
     user = state.user_for(str(body["login_hint"]) if body.get("login_hint") else None)
     tokens = state.grant_directly(user=user, scopes=tuple(scopes), offline=body.get("offline", True) is True)
     return jsonify({**tokens, "healthUserId": user.health_user_id, "index": user.index})
