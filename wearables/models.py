@@ -97,6 +97,19 @@ class Connection(SQLModel, table=True):
     sync_lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     # Set by a platform notification; cleared when a sync starts (so repeats queue one sync).
     sync_requested_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Who is refreshing the tokens now, and until when at the latest: the refresh request goes
+    # out with no transaction open, and everyone else waits for the tokens it stores.
+    refresh_owner: str = Field(default="", max_length=120)
+    refresh_claimed_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Requests made to the platform's data API in the current window (and in the one before,
+    # for platforms counted over any stretch of time), so that its per-member limit is never
+    # reached, whichever process syncs.
+    budget_window_start: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    budget_used: int = 0
+    budget_used_before: int = 0
+    # Days of sleep fetched at once when a request budget is tight; halved when a stream of
+    # pages did not fit, forgotten once the sync is done. None: the platform's longest span.
+    sleep_span_days: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
