@@ -15,6 +15,8 @@ from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
+from goals import handlers as goal_handlers
+from goals import routes as goal_routes
 from wearables import bootstrap as wearables_bootstrap
 from wearables import handlers as wearable_handlers
 from wearables import routes as wearable_routes
@@ -48,8 +50,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(account_routes.api)
     app.register_blueprint(wearable_routes.bp)
     app.register_blueprint(wearable_routes.api)
+    app.register_blueprint(goal_routes.bp)
+    app.register_blueprint(goal_routes.api)
+    shell.add_home_section(app, goal_routes.home_section)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)
     wearable_handlers.register(bus)
+    goal_handlers.register(bus)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy import text
+from sqlmodel import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import jobs
 from app.accounts import auth, services
-from app.accounts.models import CohortRole, Role
+from app.accounts.models import CohortRole, Role, User
 from app.db import get_db, get_session
 
 bp = Blueprint("shell", __name__)
+# A card on the member home, added by a feature: (session, member) -> rendered HTML.
+HomeSection = Callable[[Session, User], Markup]
+_SECTIONS = "hearten.home_sections"
 # Files the service worker keeps so that the shell and the offline page open without a network.
 SHELL_ASSETS = ("css/app.css", "js/app.js", "icons/icon-192.png", "icons/icon-512.png")
 
@@ -74,7 +80,8 @@ def member_home() -> Any:
     db_session = get_session()
     cohorts = services.cohorts_of(db_session, user=user, role=CohortRole.MEMBER)
     counts = services.member_counts(db_session, [c.id for c in cohorts if c.id is not None])
-    return render_template("home.html", cohorts=cohorts, counts=counts)
+    sections = [section(db_session, user) for section in current_app.extensions[_SECTIONS]]
+    return render_template("home.html", cohorts=cohorts, counts=counts, sections=sections)
 
 
 @bp.get("/offline")
@@ -152,6 +159,12 @@ def set_language() -> BaseResponse:
     return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
 
+def add_home_section(app: Flask, section: HomeSection) -> None:
+    """Let a feature add a card to the member home (features sit above `app`, so they register)."""
+    app.extensions[_SECTIONS].append(section)
+
+
 def init_app(app: Flask) -> None:
+    app.extensions[_SECTIONS] = []
     app.extensions["hearten.shell_version"] = shell_version(app)
     app.jinja_env.globals["asset"] = asset_url
