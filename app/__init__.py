@@ -17,6 +17,8 @@ from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
 from goals import handlers as goal_handlers
 from goals import routes as goal_routes
+from goals import tasks as goal_tasks  # noqa: F401  (registers the periodic task)
+from goals.cli import goals_cli
 from wearables import bootstrap as wearables_bootstrap
 from wearables import handlers as wearable_handlers
 from wearables import routes as wearable_routes
@@ -53,6 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(goal_routes.bp)
     app.register_blueprint(goal_routes.api)
     shell.add_home_section(app, goal_routes.home_section)
+    app.cli.add_command(goals_cli)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)

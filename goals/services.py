@@ -223,7 +223,7 @@ def create_goal(session: Session, *, member: User, settings: GoalSettings,
                 starts_on=local_today(member, now), created_at=now, updated_at=now)
     session.add(goal)
     session.flush()
-    _rebuild_days(session, member=member, goal=goal, now=now)
+    rebuild_goal(session, member=member, goal=goal, now=now)
     if goal.visibility != Visibility.PRIVATE:
         record(session, GoalVisibilityChanged(member_id=goal.member_id, goal_id=_id(goal),
                                               before=Visibility.PRIVATE, after=goal.visibility))
@@ -255,7 +255,7 @@ def change_goal(session: Session, *, member: User, goal_id: int, change: GoalCha
     session.add(goal)
     session.flush()
     if rules_changed:
-        _rebuild_days(session, member=member, goal=goal, now=now)
+        rebuild_goal(session, member=member, goal=goal, now=now)
     return goal
 
 
@@ -401,30 +401,40 @@ def _evaluate(goal: Goal, value: int | None) -> tuple[int, bool] | None:
 def _write_days(session: Session, *, goal: Goal,
                 results: dict[date, tuple[int, bool] | None]) -> tuple[date, ...]:
     """Store a goal's results for some days (None: no data any more); the days that changed."""
-    if not results:
-        return ()
-    existing = {row.day: row for row in session.exec(select(GoalDay).where(
-        col(GoalDay.goal_id) == goal.id, col(GoalDay.day).in_(list(results))))}
-    changed = []
-    for day, result in sorted(results.items()):
-        row = existing.get(day)
-        if result is None:
-            if row is not None:
-                session.delete(row)
-                changed.append(day)
-        elif row is None:
-            session.add(GoalDay(goal_id=_id(goal), day=day, value=result[0], met=result[1]))
-            changed.append(day)
-        elif (row.value, row.met) != result:
-            row.value, row.met = result
-            session.add(row)
-            changed.append(day)
+    return _write_many(session, {_id(goal): results}).get(_id(goal), ())
+
+
+def _write_many(session: Session, results: dict[int, dict[date, tuple[int, bool] | None]]
+                ) -> dict[int, tuple[date, ...]]:
+    """Store results for several goals' days in one read and one flush; the days that changed,
+    per goal."""
+    days = {day for per_goal in results.values() for day in per_goal}
+    if not days:
+        return {}
+    existing = {(row.goal_id, row.day): row for row in session.exec(select(GoalDay).where(
+        col(GoalDay.goal_id).in_(list(results)), col(GoalDay.day).in_(list(days))))}
+    changed: dict[int, list[date]] = defaultdict(list)
+    for goal_id, per_goal in results.items():
+        for day, result in sorted(per_goal.items()):
+            row = existing.get((goal_id, day))
+            if result is None:
+                if row is not None:
+                    session.delete(row)
+                    changed[goal_id].append(day)
+            elif row is None:
+                session.add(GoalDay(goal_id=goal_id, day=day, value=result[0], met=result[1]))
+                changed[goal_id].append(day)
+            elif (row.value, row.met) != result:
+                row.value, row.met = result
+                session.add(row)
+                changed[goal_id].append(day)
     session.flush()
-    return tuple(changed)
+    return {goal_id: tuple(found) for goal_id, found in changed.items()}
 
 
-def _rebuild_days(session: Session, *, member: User, goal: Goal, now: datetime) -> None:
-    """Every day of one goal from its start, re-read (a new goal, or new rules)."""
+def rebuild_goal(session: Session, *, member: User, goal: Goal, now: datetime) -> int:
+    """Every day of one goal re-read from its start (a new goal, new rules, or a full rebuild);
+    returns how many days changed."""
     today = local_today(member, now)
     kind = GoalKind(goal.kind)
     results: dict[date, tuple[int, bool] | None] = {}
@@ -440,6 +450,7 @@ def _rebuild_days(session: Session, *, member: User, goal: Goal, now: datetime) 
     results.update({day: None for day in stale if day not in results})
     changed = _write_days(session, goal=goal, results=results)
     refresh_goals(session, goals=[goal], today=today, changed={_id(goal): changed or (today,)})
+    return len(changed)
 
 
 def recompute_days(session: Session, *, member_id: int, metric: Metric, days: Collection[date],
@@ -456,19 +467,18 @@ def recompute_days(session: Session, *, member_id: int, metric: Metric, days: Co
         return []
     today = local_today(member, now)
     wanted = [d for d in days if d <= today]
-    changed: dict[int, tuple[date, ...]] = {}
     values_by_kind: dict[GoalKind, dict[tuple[int, date], int]] = {}
+    results: dict[int, dict[date, tuple[int, bool] | None]] = {}
     for goal in goals:
-        kind = GoalKind(goal.kind)
+        # Both step kinds read the same steps: one query serves them.
+        kind = GoalKind.STEPS if goal.kind in STEP_KINDS else GoalKind(goal.kind)
         if kind not in values_by_kind:
             values_by_kind[kind] = daily_values(session, member_ids=[member_id], kind=kind,
                                                 days=wanted)
         values = values_by_kind[kind]
-        results = {day: _evaluate(goal, values.get((member_id, day)))
-                   for day in wanted if day >= goal.starts_on}
-        days_changed = _write_days(session, goal=goal, results=results)
-        if days_changed:
-            changed[_id(goal)] = days_changed
+        results[_id(goal)] = {day: _evaluate(goal, values.get((member_id, day)))
+                              for day in wanted if day >= goal.starts_on}
+    changed = _write_many(session, results)
     touched = [g for g in goals if g.id in changed]
     refresh_goals(session, goals=touched, today=today, changed=changed)
     return [_id(g) for g in touched]
@@ -497,14 +507,16 @@ def refresh_goals(session: Session, *, goals: list[Goal], today: date,
         result = progress.streaks(progress.units(
             weekly=weekly, per_week=goal.per_week, starts_on=goal.starts_on, today=today,
             met_days=met_days[goal_id], pauses=pauses[goal_id]), unit="week" if weekly else "day")
+        moved = (goal.current_streak, goal.best_streak) != (result.current, result.best)
         goal.current_streak, goal.best_streak = result.current, result.best
         session.add(goal)
         for candidate in result.candidates:
             _record_milestone(session, goal=goal, candidate=candidate,
                               recorded=recorded[goal_id])
-        record(session, GoalProgressed(member_id=goal.member_id, goal_id=goal_id,
-                                       days=changed.get(goal_id, ()),
-                                       current_streak=result.current))
+        if moved or changed.get(goal_id):
+            record(session, GoalProgressed(member_id=goal.member_id, goal_id=goal_id,
+                                           days=changed.get(goal_id, ()),
+                                           current_streak=result.current))
     session.flush()
 
 
@@ -530,6 +542,20 @@ def _record_milestone(session: Session, *, goal: Goal, candidate: progress.Candi
                                      milestone_id=milestone.id or 0, kind=kind,
                                      streak=candidate.streak, reached_on=candidate.reached_on,
                                      visibility=goal.visibility))
+
+
+def refresh_members(session: Session, *, members: list[User], now: datetime) -> int:
+    """Recount the streaks of these members' goals as a new day begins (a day that passed
+    without data ends a streak only now); returns how many goals were recounted."""
+    by_member = {_id(m): m for m in members}
+    goals = list(session.exec(select(Goal).where(col(Goal.member_id).in_(list(by_member)),
+                                                col(Goal.status) != GoalStatus.ARCHIVED)))
+    by_day: dict[date, list[Goal]] = defaultdict(list)
+    for goal in goals:
+        by_day[local_today(by_member[goal.member_id], now)].append(goal)
+    for today, group in by_day.items():
+        refresh_goals(session, goals=group, today=today, changed={})
+    return len(goals)
 
 
 # --- reading progress back ---
