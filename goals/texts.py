@@ -72,7 +72,7 @@ def value_text(kind: GoalKind, value: int | None) -> str:
     if value is None:
         return _("no data")
     if kind in (GoalKind.STEPS, GoalKind.ACTIVE_DAYS):
-        return ngettext("%(num)s step", "%(num)s steps", value, num=format_decimal(value))
+        return ngettext("%(steps)s step", "%(steps)s steps", value, steps=format_decimal(value))
     if kind == GoalKind.SLEEP:
         return duration(value)
     if kind == GoalKind.BEDTIME:

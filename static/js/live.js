@@ -29,6 +29,23 @@ function showProgress(data) {
   if (data.done >= data.total && bar) bar.closest(".connection")?.setAttribute("data-done", "1");
 }
 
+// A goal's progress changed (new data, a check-in elsewhere): fetch this page again and swap in
+// its goal cards, at most every 1.5 s, and never the card someone is using.
+let pending = null;
+function refreshGoals() {
+  if (pending || !document.querySelector("[data-goal]")) return;
+  pending = setTimeout(async () => {
+    pending = null;
+    const response = await fetch(location.href, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const card of document.querySelectorAll("[data-goal]")) {
+      const next = page.querySelector(`[data-goal="${card.dataset.goal}"]`);
+      if (next && !card.contains(document.activeElement)) card.replaceWith(next);
+    }
+  }, 1500);
+}
+
 export async function start() {
   const { io } = await import("/static/vendor/socket.io-4.8.4.esm.min.js");
   const socket = io({ transports: ["websocket", "polling"] });
@@ -39,6 +56,7 @@ export async function start() {
   socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
   socket.on("member_joined", addMember);
   socket.on("sync_progress", showProgress);
+  socket.on("goal_progress", refreshGoals);
   socket.on("import_progress", (data) => {
     const bar = document.querySelector(`[data-import-progress="${data.import_id}"]`);
     if (bar) bar.value = data.share * bar.max;

@@ -54,3 +54,26 @@ def test_a_steps_goal_refuses_an_impossible_target_kindly(
     page.get_by_role("button", name="Start this goal").click()
     expect(page.get_by_role("alert")).to_contain_text("from 100 to 100,000")
     expect(page.get_by_label("Steps each day")).to_have_attribute("aria-invalid", "true")
+
+
+def test_a_goal_on_the_home_page_fills_up_live_when_steps_arrive(
+        live_server: LiveServer, phone: BrowserContext, member: User,
+        console_errors: list[str]) -> None:
+    home = phone.new_page()
+    home.goto(f"{live_server.url}/login")
+    home.get_by_label("Nickname").fill("Sunny River")
+    home.get_by_label("Password").fill(PASSWORD)
+    home.get_by_role("button", name="Sign in").click()
+    home.goto(f"{live_server.url}/goals/new/steps")
+    home.get_by_label("Steps each day").fill("3000")
+    home.get_by_role("button", name="Start this goal").click()
+    home.goto(f"{live_server.url}/home")
+    expect(home.get_by_text("No steps in yet today.")).to_be_visible()
+    expect(home.locator("body[data-socket=connected]")).to_have_count(1, timeout=15000)
+    other = phone.new_page()  # the same member, typing steps in on another tab
+    other.goto(f"{live_server.url}/tracker")
+    other.get_by_label("Steps", exact=True).fill("3500")
+    other.get_by_role("button", name="Save steps").click()
+    expect(other.get_by_text("Saved. Thank you for adding your steps.")).to_be_visible()
+    expect(home.get_by_text("Done for today: 3,500 steps. Well done!")).to_be_visible(timeout=10000)
+    assert console_errors == []

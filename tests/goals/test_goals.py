@@ -43,6 +43,20 @@ def test_a_member_sets_a_steps_goal_in_a_few_steps_and_sees_it_on_the_list(
     assert "No steps in yet today" in page
 
 
+def test_the_list_says_in_words_how_today_is_going(client: FlaskClient, member: User) -> None:
+    sign_in(client, "Sunny River")
+    goal = _create(client, kind="steps", target=3000)
+    today = utcnow().date().isoformat()
+    client.post("/api/v1/metrics/steps", json={"day": today, "steps": 1800},
+                headers=api_headers(client))
+    assert "1,200 steps to go today." in client.get("/goals").get_data(as_text=True)
+    client.post("/api/v1/metrics/steps", json={"day": today, "steps": 3500},
+                headers=api_headers(client))
+    page = client.get("/goals").get_data(as_text=True)
+    assert "Done for today: 3,500 steps. Well done!" in page
+    assert client.get(f"/api/v1/goals/{goal['id']}").get_json()["today_met"] is True
+
+
 @pytest.mark.parametrize(("kind", "fields", "message"), [
     ("steps", {"target": "99"}, "from 100 to 100,000"),
     ("steps", {"target": "100001"}, "from 100 to 100,000"),
