@@ -15,6 +15,9 @@ from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
+from feed import handlers as feed_handlers
+from feed import routes as feed_routes
+from feed.texts import linkify
 from goals import handlers as goal_handlers
 from goals import routes as goal_routes
 from goals import tasks as goal_tasks  # noqa: F401  (registers the periodic task)
@@ -56,9 +59,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(goal_routes.api)
     shell.add_home_section(app, goal_routes.home_section)
     app.cli.add_command(goals_cli)
+    app.register_blueprint(feed_routes.bp)
+    app.register_blueprint(feed_routes.api)
+    app.add_template_filter(linkify, "linkify")
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)
     wearable_handlers.register(bus)
     goal_handlers.register(bus)
+    feed_handlers.register(bus)
     return app

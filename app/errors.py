@@ -100,7 +100,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
-        message = HTTP_MESSAGES.get(status, exc.description)
+        # A rate limit may carry its own words (e.g. "You have shared a lot this hour").
+        limit_message = getattr(getattr(exc, "limit", None), "error_message", None)
+        message = limit_message or HTTP_MESSAGES.get(status, exc.description)
         return error_response(status, HTTP_CODES.get(status, "http_error"), message)
 
     @app.errorhandler(DataError)

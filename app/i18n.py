@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request, session
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_date, format_datetime, format_timedelta, get_locale
 
 from app.extensions import babel
 
@@ -30,7 +30,8 @@ def select_timezone() -> str | None:
 
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime)
+    app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime,
+                                  format_timedelta=format_timedelta)
 
     @app.context_processor
     def _inject_locale() -> dict[str, Any]:

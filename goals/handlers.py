@@ -1,20 +1,16 @@
-"""What goals do when events arrive: follow new steps and sleep; tell the member (and, when the
-goal is shared, their group) about progress and milestones."""
+"""What goals do when events arrive: follow new steps and sleep; tell the member about progress and
+milestones (the feed tells the group, when a goal is shared with it)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app.accounts.models import CohortMembership, CohortRole, User
-from app.db import get_db, utcnow
+from app.db import utcnow
 from app.events import EventBus
-from app.realtime import emit_to_coaches, emit_to_cohort, emit_to_user
+from app.realtime import emit_to_user
 from goals import services
 from goals.events import GoalProgressed, MilestoneReached
-from goals.models import Goal, GoalStatus, Visibility
 from wearables.events import SleepSynced, StepsSynced
 
 
@@ -40,26 +36,10 @@ def on_goal_progressed(event: GoalProgressed) -> None:
 
 
 def on_milestone_reached(event: MilestoneReached) -> None:
-    """The member always hears; the goal's group or coaches only if it is shared with them now
-    (its visibility is read again, so a change a moment ago is honoured)."""
-    data: dict[str, Any] = {"goal_id": event.goal_id, "kind": event.kind, "streak": event.streak,
-                            "reached_on": event.reached_on.isoformat()}
-    emit_to_user(event.member_id, "milestone", data)
-    with get_db().session(write=False) as session:
-        goal = session.get(Goal, event.goal_id)
-        member = session.get(User, event.member_id)
-        if (goal is None or member is None or goal.status == GoalStatus.ARCHIVED
-                or goal.visibility == Visibility.PRIVATE):
-            return
-        cohort_ids = list(session.exec(select(CohortMembership.cohort_id).where(
-            col(CohortMembership.user_id) == event.member_id,
-            col(CohortMembership.role) == CohortRole.MEMBER)))
-        shared = {**data, "member_id": event.member_id, "display_name": member.display_name}
-        for cohort_id in cohort_ids:
-            if goal.visibility == Visibility.PEERS:
-                emit_to_cohort(cohort_id, "peer_milestone", shared)
-            else:
-                emit_to_coaches(cohort_id, "peer_milestone", shared)
+    """The member hears at once; the group hears through the feed, when the goal is shared."""
+    emit_to_user(event.member_id, "milestone", {
+        "goal_id": event.goal_id, "kind": event.kind, "streak": event.streak,
+        "reached_on": event.reached_on.isoformat()})
 
 
 def register(bus: EventBus) -> None:

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 # Every package's models, so that their tables are on SQLModel.metadata.
 import app.accounts.models
 import app.idempotency  # noqa: F401
+import feed.models  # noqa: F401
 import goals.models  # noqa: F401
 import wearables.models  # noqa: F401
 from app.config import load_config

@@ -68,5 +68,6 @@ export async function start() {
   document.addEventListener("submit", (event) => {
     if (event.target.matches("[data-signout]")) socket.close();
   });
+  if (document.querySelector("[data-feed]")) (await import("./feed.js")).follow(socket);
   window.hearten = Object.assign(window.hearten || {}, { socket });
 }

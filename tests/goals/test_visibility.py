@@ -75,18 +75,18 @@ def test_making_a_goal_private_again_hides_it_at_once(app: Flask, member: User,
     assert reader.get(f"/api/v1/members/{member.id}/goals").get_json() == []
 
 
-def _milestones(socket: object) -> list[dict[str, object]]:
+def _feed_events(socket: object) -> list[dict[str, object]]:
     return [e["args"][0] for e in socket.get_received()  # type: ignore[attr-defined]
-            if e["name"] == "peer_milestone"]
+            if e["name"] == "feed"]
 
 
 def test_a_milestone_reaches_the_group_live_only_when_the_goal_is_shared_with_it(
         app: Flask, coach: User, member: User, peer: User) -> None:
     owner = _signed_in(app, "Sunny River")
-    peer_socket = socketio.test_client(app, flask_test_client=_signed_in(app, "Quiet Oak"))
-    coach_socket = socketio.test_client(app, flask_test_client=_signed_in(app, "Coach Rosa"))
+    reader = _signed_in(app, "Quiet Oak")
+    peer_socket = socketio.test_client(app, flask_test_client=reader)
     own_socket = socketio.test_client(app, flask_test_client=owner)
-    assert peer_socket.is_connected() and coach_socket.is_connected()
+    assert peer_socket.is_connected() and own_socket.is_connected()
 
     hidden = _goal(owner, "private", "Kept to myself")
     owner.post(f"/api/v1/goals/{hidden}/check-ins", json={}, headers=api_headers(owner))
@@ -95,9 +95,12 @@ def test_a_milestone_reaches_the_group_live_only_when_the_goal_is_shared_with_it
     shared = _goal(owner, "peers", "For everyone")
     owner.post(f"/api/v1/goals/{shared}/check-ins", json={}, headers=api_headers(owner))
 
-    assert [m["goal_id"] for m in _milestones(peer_socket)] == [shared]
-    assert sorted(m["goal_id"] for m in _milestones(coach_socket)) == sorted([coach_only, shared])
+    events = _feed_events(peer_socket)
+    assert [e["seq"] for e in events] == [1, 2]  # the goal shared, then its first milestone
+    feed = reader.get("/api/v1/feed").get_json()["items"]
+    assert [(i["kind"], i["goal_id"]) for i in feed] == [("milestone", shared),
+                                                         ("goal_shared", shared)]
+    assert feed[0]["text"] == "Met this goal for the first time! (For everyone)"
     mine = [e["args"][0]["goal_id"] for e in own_socket.get_received()
             if e["name"] == "milestone"]
     assert sorted(mine) == sorted([hidden, coach_only, shared])
-    assert all(m["display_name"] == "Sunny River" for m in _milestones(peer_socket))

@@ -1,0 +1,46 @@
+"""Events the feed publishes after commit: for live delivery, and for notifications to use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.events import DomainEvent
+
+
+@dataclass(frozen=True)
+class FeedChanged(DomainEvent):
+    """Something changed in a cohort's feed, numbered `seq` in that cohort (for live delivery:
+    the number, the item and its cheer counts; content is fetched by each reader, through the
+    one visibility rule)."""
+
+    cohort_id: int
+    seq: int
+    kind: str
+    item_id: int
+    cheers: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedItemPosted(DomainEvent):
+    item_id: int
+    cohort_id: int
+    author_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class CheerGiven(DomainEvent):
+    item_id: int
+    cohort_id: int
+    member_id: int
+    item_author_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class CommentAdded(DomainEvent):
+    comment_id: int
+    item_id: int
+    cohort_id: int
+    author_id: int
+    item_author_id: int

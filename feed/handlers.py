@@ -1,0 +1,63 @@
+"""What the feed does when events arrive: goals shared with the group and their milestones become
+posts (in the same transaction); every change is delivered live to the cohort's room."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
+
+from app.accounts.models import User
+from app.db import utcnow
+from app.events import EventBus
+from app.realtime import emit_to_cohort
+from feed import services
+from feed.events import FeedChanged
+from goals.events import GoalVisibilityChanged, MilestoneReached
+from goals.models import Goal, Visibility
+from goals.services import local_today
+
+# Milestones older than this (found by a backfill of past months) are celebrated on the goal's
+# own page, not posted to the group as if they were news.
+FRESH_MILESTONE_DAYS = 2
+
+
+def _as_sqlmodel(session: OrmSession) -> Session:
+    assert isinstance(session, Session)  # every session the app hands out is SQLModel's
+    return session
+
+
+def on_goal_visibility_changed(session: OrmSession, event: GoalVisibilityChanged) -> None:
+    if event.after != Visibility.PEERS:
+        return
+    db = _as_sqlmodel(session)
+    goal = db.get(Goal, event.goal_id)
+    if goal is not None:
+        services.share_goal(db, goal=goal, now=utcnow())
+
+
+def on_milestone_reached(session: OrmSession, event: MilestoneReached) -> None:
+    if event.visibility != Visibility.PEERS:
+        return
+    db = _as_sqlmodel(session)
+    goal, member = db.get(Goal, event.goal_id), db.get(User, event.member_id)
+    if goal is None or member is None:
+        return
+    now = utcnow()
+    if event.reached_on < local_today(member, now) - timedelta(days=FRESH_MILESTONE_DAYS):
+        return
+    services.share_milestone(db, goal=goal, milestone_id=event.milestone_id, now=now)
+
+
+def on_feed_changed(event: FeedChanged) -> None:
+    """Every socket of the cohort hears the number, the item and its cheer counts; content is
+    fetched by each reader through the visibility rule."""
+    emit_to_cohort(event.cohort_id, "feed", {"seq": event.seq, "kind": event.kind,
+                                             "item_id": event.item_id, "cheers": event.cheers})
+
+
+def register(bus: EventBus) -> None:
+    bus.in_transaction(GoalVisibilityChanged, on_goal_visibility_changed)
+    bus.in_transaction(MilestoneReached, on_milestone_reached)
+    bus.after_commit(FeedChanged, on_feed_changed)

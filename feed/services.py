@@ -1,0 +1,419 @@
+"""The feed: posting, cheering, commenting, pinning tips, and reading it back through one
+visibility rule (`visible_clause`) that every path uses: pages, the API, live updates and pushes.
+
+Every change to a cohort's feed takes the next number of that cohort's sequence (`FeedCounter`,
+whose row lock orders the cohort's writers, so numbers appear in commit order) and is published
+after commit as `FeedChanged`; a reader who missed one asks for everything after the last number.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from app import idempotency
+from app.accounts.models import Cohort, CohortMembership, CohortRole, User
+from app.accounts.services import has_control_characters
+from app.errors import Forbidden, InvalidInput, NotFound
+from app.events import record
+from feed.events import CheerGiven, CommentAdded, FeedChanged, FeedItemPosted
+from feed.exceptions import ItemNotFound
+from feed.models import (
+    WRITTEN_KINDS,
+    Cheer,
+    CheerKind,
+    Comment,
+    EventKind,
+    FeedCounter,
+    FeedEvent,
+    FeedItem,
+    FeedPreference,
+    ItemKind,
+    ItemStatus,
+)
+from goals.models import Goal, GoalStatus, Visibility
+
+MAX_POST = 1000
+MAX_COMMENT = 500
+PAGE_SIZE = 20
+
+
+def _id(row: User | FeedItem | Comment | Cohort) -> int:
+    if row.id is None:
+        raise ValueError("not saved yet")
+    return row.id
+
+
+# --- who is in which cohort ---
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Where a viewer sits in a cohort: as a member, or as one of its coaches."""
+
+    cohort_id: int
+    coach: bool
+
+
+def seat(session: Session, *, viewer: User, cohort_id: int) -> Seat:
+    """The viewer's place in the cohort; NotFound when they are not in it, so nothing leaks."""
+    role = session.exec(select(CohortMembership.role).where(
+        col(CohortMembership.cohort_id) == cohort_id,
+        col(CohortMembership.user_id) == viewer.id)).first()
+    if role is None:
+        raise NotFound()
+    return Seat(cohort_id=cohort_id, coach=role == CohortRole.COACH)
+
+
+def cohorts_for(session: Session, *, viewer: User) -> list[Cohort]:
+    """The cohorts whose feed the viewer reads (as a member or a coach), by name."""
+    return list(session.exec(select(Cohort).join(
+        CohortMembership, col(CohortMembership.cohort_id) == col(Cohort.id))
+        .where(col(CohortMembership.user_id) == viewer.id).order_by(col(Cohort.name))))
+
+
+def default_seat(session: Session, *, viewer: User, cohort_id: int | None) -> Seat:
+    """The asked-for cohort, or the viewer's first one."""
+    if cohort_id is not None:
+        return seat(session, viewer=viewer, cohort_id=cohort_id)
+    cohorts = cohorts_for(session, viewer=viewer)
+    if not cohorts:
+        raise NotFound(_l("You are not in a peer group yet. Your coach can send you an invite."))
+    return seat(session, viewer=viewer, cohort_id=_id(cohorts[0]))
+
+
+# --- the one visibility rule ---
+
+
+def visible_clause(viewer: User, place: Seat) -> ColumnElement[bool]:
+    """Items of the cohort the viewer may see: shown ones (their own held ones too), and for
+    items about a goal, only while that goal is shared with them (read at this moment)."""
+    goal_shared = (col(Goal.visibility).in_([Visibility.PEERS, Visibility.COACH]) if place.coach
+                   else col(Goal.visibility) == Visibility.PEERS)
+    mine = col(FeedItem.author_id) == viewer.id
+    return and_(
+        col(FeedItem.cohort_id) == place.cohort_id,
+        or_(col(FeedItem.status) == ItemStatus.VISIBLE,
+            and_(mine, col(FeedItem.status) == ItemStatus.HELD)),
+        or_(col(FeedItem.goal_id).is_(None), mine,
+            and_(goal_shared, col(Goal.status) != GoalStatus.ARCHIVED)),
+    )
+
+
+def _visible(viewer: User, place: Seat):  # type: ignore[no-untyped-def]
+    return (select(FeedItem).outerjoin(Goal, col(Goal.id) == col(FeedItem.goal_id))
+            .where(visible_clause(viewer, place)))
+
+
+def visible_items(session: Session, *, viewer: User, place: Seat, before: int | None = None,
+                  limit: int = PAGE_SIZE) -> list[FeedItem]:
+    """The newest items the viewer may see, older than `before` when scrolling back."""
+    query = _visible(viewer, place)
+    if before is not None:
+        query = query.where(col(FeedItem.id) < before)
+    return list(session.exec(query.order_by(col(FeedItem.id).desc()).limit(limit)))
+
+
+def visible_item(session: Session, *, viewer: User, item_id: int) -> tuple[FeedItem, Seat]:
+    """An item the viewer may see; ItemNotFound otherwise (unknown, elsewhere or hidden alike)."""
+    item = session.get(FeedItem, item_id)
+    if item is None:
+        raise ItemNotFound()
+    try:
+        place = seat(session, viewer=viewer, cohort_id=item.cohort_id)
+    except NotFound:
+        raise ItemNotFound() from None
+    found = session.exec(_visible(viewer, place).where(col(FeedItem.id) == item_id)).first()
+    if found is None:
+        raise ItemNotFound()
+    return found, place
+
+
+def last_seq(session: Session, *, cohort_id: int) -> int:
+    counter = session.get(FeedCounter, cohort_id)
+    return counter.last_seq if counter else 0
+
+
+def changed_since(session: Session, *, viewer: User, place: Seat, after: int
+                  ) -> tuple[list[FeedItem], int]:
+    """Items changed after sequence number `after` that the viewer may see (new ones, new cheers
+    or comments), newest first, and the last number so far."""
+    newest = last_seq(session, cohort_id=place.cohort_id)
+    if after >= newest:
+        return [], newest
+    changed = select(FeedEvent.item_id).where(col(FeedEvent.cohort_id) == place.cohort_id,
+                                              col(FeedEvent.seq) > after)
+    items = list(session.exec(_visible(viewer, place).where(col(FeedItem.id).in_(changed))
+                              .order_by(col(FeedItem.id).desc()).limit(200)))
+    return items, newest
+
+
+def removed_since(session: Session, *, place: Seat, after: int) -> list[int]:
+    """Items that went away after `after` (so a reader takes them off the page)."""
+    return list(session.exec(select(FeedEvent.item_id).where(
+        col(FeedEvent.cohort_id) == place.cohort_id, col(FeedEvent.seq) > after,
+        col(FeedEvent.kind) == EventKind.REMOVED)))
+
+
+# --- the sequence ---
+
+
+def _next_seq(session: Session, cohort_id: int) -> int:
+    bump = (update(FeedCounter).where(col(FeedCounter.cohort_id) == cohort_id)
+            .values(last_seq=col(FeedCounter.last_seq) + 1).returning(col(FeedCounter.last_seq)))
+    seq = session.execute(bump).scalar()
+    if seq is None:  # the cohort's first event
+        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
+        session.execute(insert(FeedCounter).values(cohort_id=cohort_id, last_seq=0)
+                        .on_conflict_do_nothing())
+        seq = session.execute(bump).scalar()
+    assert seq is not None
+    return int(seq)
+
+
+def _changed(session: Session, *, item: FeedItem, kind: EventKind,
+             cheers: dict[str, int] | None = None) -> int:
+    seq = _next_seq(session, item.cohort_id)
+    session.add(FeedEvent(cohort_id=item.cohort_id, seq=seq, kind=kind, item_id=_id(item)))
+    record(session, FeedChanged(cohort_id=item.cohort_id, seq=seq, kind=kind, item_id=_id(item),
+                                cheers=cheers or {}))
+    return seq
+
+
+# --- posting ---
+
+
+def clean_text(raw: str, *, limit: int, field: str) -> str:
+    """Plain text as written (lines kept), or a clear message when it cannot be posted."""
+    text = "\n".join(line.rstrip() for line in raw.replace("\r\n", "\n").split("\n")).strip()
+    if has_control_characters(text.replace("\n", "")):
+        raise InvalidInput(_l("Please use letters, numbers and punctuation only."), field=field)
+    if not text:
+        raise InvalidInput(_l("Please write something first."), field=field)
+    if len(text) > limit:
+        raise InvalidInput(_l("Please keep it to %(limit)s characters or fewer (this is %(length)s).",
+                              limit=f"{limit:,}", length=f"{len(text):,}"), field=field)
+    return text
+
+
+def _publish(session: Session, item: FeedItem) -> FeedItem:
+    session.add(item)
+    session.flush()
+    _changed(session, item=item, kind=EventKind.ITEM)
+    record(session, FeedItemPosted(item_id=_id(item), cohort_id=item.cohort_id,
+                                   author_id=item.author_id, kind=item.kind))
+    return item
+
+
+def post(session: Session, *, author: User, cohort_id: int | None, kind: ItemKind, body: str,
+         now: datetime) -> FeedItem:
+    """A story or a tip, written by a member (or a coach) of the cohort."""
+    if kind not in WRITTEN_KINDS:
+        raise InvalidInput(_l("Please choose a story or a tip."), field="kind")
+    place = default_seat(session, viewer=author, cohort_id=cohort_id)
+    text = clean_text(body, limit=MAX_POST, field="body")
+    return _publish(session, FeedItem(cohort_id=place.cohort_id, author_id=_id(author), kind=kind,
+                                      body=text, created_at=now))
+
+
+def _member_cohorts(session: Session, member_id: int) -> list[int]:
+    return list(session.exec(select(CohortMembership.cohort_id).where(
+        col(CohortMembership.user_id) == member_id,
+        col(CohortMembership.role) == CohortRole.MEMBER)))
+
+
+def share_goal(session: Session, *, goal: Goal, now: datetime) -> list[FeedItem]:
+    """A goal just shared with the peer group appears in each of the member's cohorts (once:
+    sharing it again later brings the earlier post back through the visibility rule)."""
+    items = []
+    for cohort_id in _member_cohorts(session, goal.member_id):
+        exists = session.exec(select(FeedItem.id).where(
+            col(FeedItem.cohort_id) == cohort_id, col(FeedItem.goal_id) == goal.id,
+            col(FeedItem.kind) == ItemKind.GOAL_SHARED)).first()
+        if exists is None:
+            items.append(_publish(session, FeedItem(
+                cohort_id=cohort_id, author_id=goal.member_id, kind=ItemKind.GOAL_SHARED,
+                goal_id=goal.id, created_at=now)))
+    return items
+
+
+def share_milestone(session: Session, *, goal: Goal, milestone_id: int, now: datetime
+                    ) -> list[FeedItem]:
+    """A milestone of a goal shared with the group becomes a post in the member's cohorts."""
+    if goal.visibility != Visibility.PEERS:
+        return []
+    return [_publish(session, FeedItem(cohort_id=cohort_id, author_id=goal.member_id,
+                                       kind=ItemKind.MILESTONE, goal_id=goal.id,
+                                       milestone_id=milestone_id, created_at=now))
+            for cohort_id in _member_cohorts(session, goal.member_id)]
+
+
+def share_progress(session: Session, *, member: User, goal: Goal, day: date, value: int,
+                   now: datetime) -> list[FeedItem]:
+    """The member chose to share a day's progress on a goal shared with their group."""
+    if goal.member_id != member.id:
+        raise NotFound()
+    if goal.visibility != Visibility.PEERS:
+        raise InvalidInput(_l("Share this goal with your peer group first, then its progress "
+                              "can be shared too."), field="visibility")
+    cohorts = _member_cohorts(session, _id(member))
+    if not cohorts:
+        raise InvalidInput(_l("You are not in a peer group yet. Your coach can send you an "
+                              "invite."))
+    return [_publish(session, FeedItem(cohort_id=cohort_id, author_id=_id(member),
+                                       kind=ItemKind.PROGRESS, goal_id=goal.id, day=day,
+                                       value=value, created_at=now))
+            for cohort_id in cohorts]
+
+
+def remove_own(session: Session, *, author: User, item_id: int) -> None:
+    """The author takes their post down; it leaves every reader's page."""
+    item = session.get(FeedItem, item_id)
+    if item is None or item.author_id != author.id or item.status == ItemStatus.REMOVED:
+        raise ItemNotFound()
+    item.status = ItemStatus.REMOVED
+    session.add(item)
+    _changed(session, item=item, kind=EventKind.REMOVED)
+
+
+# --- cheers ---
+
+
+def cheer_counts(session: Session, item_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    if item_ids:
+        for item_id, kind, count in session.exec(
+                select(col(Cheer.item_id), col(Cheer.kind), func.count())
+                .where(col(Cheer.item_id).in_(item_ids))
+                .group_by(col(Cheer.item_id), col(Cheer.kind))):
+            counts[item_id][kind] = count
+    return counts
+
+
+def my_cheers(session: Session, *, member: User, item_ids: Sequence[int]) -> dict[int, set[str]]:
+    mine: dict[int, set[str]] = defaultdict(set)
+    if item_ids:
+        for item_id, kind in session.exec(select(col(Cheer.item_id), col(Cheer.kind)).where(
+                col(Cheer.member_id) == member.id, col(Cheer.item_id).in_(item_ids))):
+            mine[item_id].add(kind)
+    return mine
+
+
+def give_cheer(session: Session, *, member: User, item_id: int, kind: CheerKind,
+               client_key: str | None, now: datetime) -> bool:
+    """Cheer an item one can see; False when it was already given (or this was a resend)."""
+    item, _ = visible_item(session, viewer=member, item_id=item_id)
+    if item.status != ItemStatus.VISIBLE:
+        raise InvalidInput(_l("This post is waiting to be shared, so it cannot be cheered yet."))
+    if not idempotency.claim(session, user_id=_id(member), key=client_key, action="cheer"):
+        return False
+    try:
+        with session.begin_nested():
+            session.add(Cheer(item_id=item_id, member_id=_id(member), kind=kind, created_at=now))
+    except IntegrityError:  # this kind was already given by this member
+        return False
+    session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
+                    .values(cheer_count=col(FeedItem.cheer_count) + 1))
+    _changed(session, item=item, kind=EventKind.CHEER,
+             cheers=cheer_counts(session, [item_id])[item_id])
+    record(session, CheerGiven(item_id=item_id, cohort_id=item.cohort_id, member_id=_id(member),
+                               item_author_id=item.author_id, kind=kind))
+    return True
+
+
+def undo_cheer(session: Session, *, member: User, item_id: int, kind: CheerKind) -> bool:
+    """Take a cheer back; False when there was none."""
+    item, _ = visible_item(session, viewer=member, item_id=item_id)
+    cheer = session.exec(select(Cheer).where(col(Cheer.item_id) == item_id,
+                                             col(Cheer.member_id) == member.id,
+                                             col(Cheer.kind) == kind)).first()
+    if cheer is None:
+        return False
+    session.delete(cheer)
+    session.flush()
+    session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
+                    .values(cheer_count=col(FeedItem.cheer_count) - 1))
+    _changed(session, item=item, kind=EventKind.CHEER,
+             cheers=cheer_counts(session, [item_id]).get(item_id, {}))
+    return True
+
+
+# --- comments ---
+
+
+def add_comment(session: Session, *, author: User, item_id: int, body: str,
+                client_key: str | None, now: datetime) -> Comment | None:
+    """A plain-text comment on an item one can see; None when this was a resend."""
+    item, _ = visible_item(session, viewer=author, item_id=item_id)
+    if item.status != ItemStatus.VISIBLE:
+        raise InvalidInput(_l("This post is waiting to be shared, so it cannot take comments "
+                              "yet."))
+    text = clean_text(body, limit=MAX_COMMENT, field="body")
+    if not idempotency.claim(session, user_id=_id(author), key=client_key, action="comment"):
+        return None
+    comment = Comment(item_id=item_id, author_id=_id(author), body=text, created_at=now)
+    session.add(comment)
+    session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
+                    .values(comment_count=col(FeedItem.comment_count) + 1))
+    session.flush()
+    _changed(session, item=item, kind=EventKind.COMMENT)
+    record(session, CommentAdded(comment_id=_id(comment), item_id=item_id,
+                                 cohort_id=item.cohort_id, author_id=_id(author),
+                                 item_author_id=item.author_id))
+    return comment
+
+
+def comments_of(session: Session, *, item: FeedItem) -> list[Comment]:
+    return list(session.exec(select(Comment).where(
+        col(Comment.item_id) == item.id, col(Comment.status) == ItemStatus.VISIBLE)
+        .order_by(col(Comment.id))))
+
+
+# --- tips that worked ---
+
+
+def pin_tip(session: Session, *, coach: User, item_id: int, pinned: bool, now: datetime
+            ) -> FeedItem:
+    """A coach keeps a tip in the cohort's "tips that worked" (or takes it out)."""
+    item, place = visible_item(session, viewer=coach, item_id=item_id)
+    if not place.coach:
+        raise Forbidden(_l("Only the group's coaches can pin tips."))
+    if item.kind != ItemKind.TIP:
+        raise InvalidInput(_l("Only tips can be pinned."))
+    item.pinned_at = now if pinned else None
+    session.add(item)
+    _changed(session, item=item, kind=EventKind.ITEM)
+    return item
+
+
+def tips_that_worked(session: Session, *, viewer: User, place: Seat, limit: int = 10
+                     ) -> list[FeedItem]:
+    """Pinned tips first, then the most cheered."""
+    return list(session.exec(_visible(viewer, place).where(col(FeedItem.kind) == ItemKind.TIP)
+                             .order_by(col(FeedItem.pinned_at).is_(None),
+                                       col(FeedItem.cheer_count).desc(), col(FeedItem.id).desc())
+                             .limit(limit)))
+
+
+# --- preferences ---
+
+
+def just_reading(session: Session, *, member: User) -> bool:
+    preference = session.get(FeedPreference, member.id)
+    return bool(preference and preference.just_reading)
+
+
+def set_just_reading(session: Session, *, member: User, on: bool) -> None:
+    preference = session.get(FeedPreference, member.id) or FeedPreference(member_id=_id(member))
+    preference.just_reading = on
+    session.add(preference)
+    session.flush()
