@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(feed_routes.bp)
     app.register_blueprint(feed_routes.api)
     app.add_template_filter(linkify, "linkify")
+    goal_routes.add_goal_section(app, feed_routes.goal_section)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -38,7 +39,7 @@ from feed.models import (
     PostCreate,
 )
 from goals import services as goals
-from goals.models import Goal, Milestone
+from goals.models import Goal, GoalStatus, Milestone, Visibility
 
 bp = Blueprint("feed", __name__, template_folder="templates")
 api = ApiBlueprint("feed_api", __name__, tag="feed")
@@ -316,6 +317,17 @@ def share_progress_page(goal_id: int) -> BaseResponse:
         return redirect(url_for("goals.goal_page", goal_id=goal_id))
     flash(_("Shared with your group."))
     return redirect(url_for("goals.goal_page", goal_id=goal_id))
+
+
+def goal_section(session: Session, viewer: User, goal: Goal) -> Markup:
+    """On a goal shared with the group, its owner may share the day's progress (unless they are
+    just reading for now: then nothing asks them to post)."""
+    if (goal.member_id != viewer.id or goal.visibility != Visibility.PEERS
+            or goal.status != GoalStatus.ACTIVE
+            or services.just_reading(session, member=viewer)):
+        return Markup("")
+    html = render_template("feed/_share_goal.html", goal=goal)
+    return Markup(html)  # noqa: S704  (rendered by Jinja with autoescaping)
 
 
 # --- JSON API ---

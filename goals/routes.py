@@ -4,11 +4,21 @@ page with its history, check-ins, coach suggestions, and goals a member shared w
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -199,6 +209,16 @@ def _member() -> User:
     return user
 
 
+# A card on a goal's own page, added by a floor above (the feed's "share with my group"):
+# (session, viewer, goal) -> rendered HTML.
+GoalSection = Callable[[Session, User, Goal], Markup]
+_SECTIONS = "hearten.goal_sections"
+
+
+def add_goal_section(app: Flask, section: GoalSection) -> None:
+    app.extensions.setdefault(_SECTIONS, []).append(section)
+
+
 def home_section(session: Session, user: User) -> Markup:
     """The member home's "Today" card: each goal in a sentence, habits checked in with one tap."""
     goals = [g for g in services.goals_of(session, member=user)
@@ -304,10 +324,12 @@ def _goal_page(goal_id: int, error: DomainError | None = None,
         if kind in (GoalKind.STEPS, GoalKind.ACTIVE_DAYS, GoalKind.SLEEP) else None
     milestones = [(m, texts.milestone(m.kind, m.streak, goal))
                   for m in services.milestones_of(db_session, goal=goal)]
+    sections = [section(db_session, viewer, goal)
+                for section in current_app.extensions.get(_SECTIONS, [])]
     return render_template(
         "goals/goal.html", card=card, goal=goal, owner=owner, mine=owner.id == viewer.id,
         days=[(d, texts.value_text(kind, d.value)) for d in days], chart=chart,
-        milestones=milestones, error=error, form=_form_defaults(kind, None) | {
+        milestones=milestones, sections=sections, error=error, form=_form_defaults(kind, None) | {
             "target": (texts.clock(goal.target) if kind == GoalKind.BEDTIME else
                        texts.hours(goal.target) if kind == GoalKind.SLEEP else str(goal.target)),
             "per_week": str(goal.per_week), "window_minutes": str(goal.window_minutes),

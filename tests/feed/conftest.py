@@ -1,0 +1,40 @@
+"""Feed tests: a cohort with a member, a peer, its coach, and another cohort next door."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session
+
+from app.accounts.models import Cohort, User
+from tests import factories
+from tests.factories import api_headers, sign_in
+
+
+@pytest.fixture
+def outsider(session: Session) -> User:
+    """A member of another cohort, with its own coach."""
+    other_coach = factories.make_coach(session, name="Coach Ben")
+    elsewhere = factories.make_cohort(session, coach=other_coach, name="Elsewhere")
+    return factories.make_member(session, cohort=elsewhere, name="Far Away")
+
+
+def signed_in(app: Flask, name: str) -> FlaskClient:
+    client = app.test_client()
+    sign_in(client, name)
+    return client
+
+
+def post_story(client: FlaskClient, body: str = "I walked to the park today.",
+               kind: str = "story") -> int:
+    response = client.post("/api/v1/feed", json={"kind": kind, "body": body},
+                           headers=api_headers(client))
+    assert response.status_code == 201, response.get_json()
+    item_id: int = response.get_json()["id"]
+    return item_id
+
+
+@pytest.fixture
+def cohort_people(coach: User, cohort: Cohort, member: User, peer: User) -> None:
+    """The usual cast: Coach Rosa's Morning Walkers with Sunny River and Quiet Oak."""
