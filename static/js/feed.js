@@ -71,6 +71,20 @@ export function follow(socket) {
   });
   socket.on("connect", () => { catchUp(); }); // after a reconnect: whatever was missed
 
+  // After a cheer went through: the button shows it, the next tap takes it back, and the next
+  // send carries a new key (the old one is spent).
+  function toggle(form) {
+    const button = form.querySelector("button");
+    const given = button.getAttribute("aria-pressed") === "true";
+    button.setAttribute("aria-pressed", given ? "false" : "true");
+    const undo = form.querySelector("input[name=undo]");
+    if (given) undo?.remove();
+    else if (!undo) form.insertAdjacentHTML("beforeend", '<input type="hidden" name="undo" value="1">');
+    const key = form.querySelector("input[name=client_key]");
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    if (key) key.value = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   // One tap on a cheer: sent in the background, the page stays where it is.
   feed.addEventListener("submit", async (event) => {
     const form = event.target;
@@ -81,6 +95,7 @@ export function follow(socket) {
     try {
       const response = await fetch(form.action, { method: "POST", body: new FormData(form) });
       if (!response.ok) throw new Error(String(response.status));
+      toggle(form);
       await catchUp();
     } catch {
       form.submit(); // let the browser send it the plain way
