@@ -130,6 +130,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "FITBIT_TOKEN_URL": os.environ.get("FITBIT_TOKEN_URL", "https://api.fitbit.com/oauth2/token"),
         "FITBIT_REVOKE_URL": os.environ.get("FITBIT_REVOKE_URL", ""),
         "FITBIT_API_BASE": os.environ.get("FITBIT_API_BASE", "https://api.fitbit.com"),
+        # Optional legacy Fitbit notifications (Subscriptions API) at /webhooks/fitbit: the
+        # subscriber verification code; deliveries are signed with FITBIT_CLIENT_SECRET.
+        "FITBIT_SUBSCRIBER_VERIFY_CODE": os.environ.get("FITBIT_SUBSCRIBER_VERIFY_CODE", ""),
+        # Requests per member and window that the sync engine allows itself: the platforms'
+        # own per-user limits (0 turns our count off; then only their 429s slow us down).
+        "FITBIT_REQUESTS_PER_HOUR": _int("FITBIT_REQUESTS_PER_HOUR", 150),
+        "GOOGLE_REQUESTS_PER_MINUTE": _int("GOOGLE_REQUESTS_PER_MINUTE", 300),
         # Optional Google Health API notifications: the endpoint-authorization secret and the
         # Tink JSON public keyset that signs them (polling works without them).
         "GOOGLE_WEBHOOK_SECRET": os.environ.get("GOOGLE_WEBHOOK_SECRET", ""),

@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.factories import csrf_token
 from tests.live import free_port
+from wearables.standins.fitbit_legacy import create_fitbit_standin
 from wearables.standins.google_health import create_google_standin
 
 CLIENT_ID, CLIENT_SECRET = "hearten-test", "hearten-test-secret"
@@ -59,6 +60,37 @@ def google() -> Iterator[Standin]:
     url, server = serve(app)
     yield Standin(url=url, app=app, server=server)
     server.shutdown()
+
+
+@pytest.fixture
+def fitbit() -> Iterator[Standin]:
+    """The legacy Fitbit Web API, played by its stand-in, over real HTTP on a free loopback port."""
+    app = create_fitbit_standin(seed=0, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    url, server = serve(app)
+    yield Standin(url=url, app=app, server=server)
+    server.shutdown()
+
+
+def google_config(url: str) -> dict[str, object]:
+    """The app's settings for a Google stand-in at `url`."""
+    return {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+            "GOOGLE_OAUTH_AUTHORIZE_URL": f"{url}/o/oauth2/v2/auth",
+            "GOOGLE_OAUTH_TOKEN_URL": f"{url}/token", "GOOGLE_OAUTH_REVOKE_URL": f"{url}/revoke",
+            "GOOGLE_HEALTH_API_BASE": url}
+
+
+def fitbit_config(url: str) -> dict[str, object]:
+    """The app's settings for a legacy Fitbit stand-in at `url`."""
+    return {"FITBIT_CLIENT_ID": CLIENT_ID, "FITBIT_CLIENT_SECRET": CLIENT_SECRET,
+            "FITBIT_AUTHORIZE_URL": f"{url}/oauth2/authorize",
+            "FITBIT_TOKEN_URL": f"{url}/oauth2/token", "FITBIT_API_BASE": url}
+
+
+def standin_tokens(url: str, login_hint: str = "walker") -> dict[str, Any]:
+    """Tokens from a stand-in without the consent round trip (its test shortcut)."""
+    grant: dict[str, Any] = requests.post(f"{url}/_standin/tokens", json={"login_hint": login_hint},
+                                          timeout=5).json()
+    return grant
 
 
 def consent(authorize_url: str, *, allow: bool = True, login_hint: str = "") -> str:

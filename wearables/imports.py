@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 
 from app.accounts.models import User
 from app.db import Database
-from app.errors import InvalidInput
 from app.events import record
 from wearables import services
 from wearables.events import ImportProgressed, ImportQueued
+from wearables.exceptions import EmptyFile
 from wearables.importers import ImportRefused, detect_and_parse
 from wearables.models import ImportRun, ImportStatus, SleepNight, Source
 
@@ -70,8 +70,7 @@ def start_import(session: Session, *, member: User, filename: str, upload: IO[by
         digest.update(block)
     size = upload.tell()
     if size == 0:
-        raise InvalidInput(_l("That file is empty. Please pick the exported file."),
-                           field="file")
+        raise EmptyFile
     upload.seek(0)
     run = ImportRun(member_id=member.id or 0, filename=safe_filename(filename),
                     sha256=digest.hexdigest(), size_bytes=size)

@@ -167,3 +167,7 @@ class DayMetricsPublic(SQLModel):
     sleep_source: str | None
     bedtime: str | None = Field(description="Local HH:MM")
     wake_time: str | None = Field(description="Local HH:MM")
+    steps_synced_at: datetime | None = Field(
+        default=None, description="When the steps shown were last read from their source (UTC).")
+    sleep_synced_at: datetime | None = Field(
+        default=None, description="When the sleep shown was last read from its source (UTC).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -18,9 +18,8 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_date
+from flask_babel import format_date, format_timedelta
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -29,15 +28,26 @@ from app.accounts.models import Role, User
 from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_db, get_session, utcnow
-from app.errors import DomainError, InvalidInput, NotFound
+from app.errors import DomainError
 from app.extensions import csrf, limiter
 from app.urls import public_url
 from wearables import imports, services, tasks, webhooks
+from wearables.exceptions import (
+    ConnectAttemptExpired,
+    DaysOutOfRange,
+    MembersOnly,
+    NoFileChosen,
+    NotAWholeNumber,
+    TrackerNotConnectable,
+    UnreadableDateTime,
+    UnreadableDay,
+)
 from wearables.models import (
     Connection,
     ConnectionStatus,
     DayMetricsPublic,
     SleepEntry,
+    Source,
     StepsEntry,
 )
 from wearables.providers import CONNECTABLE, LABELS
@@ -55,7 +65,7 @@ class EntryResult(BaseModel):
 def _member() -> User:
     user = auth.require_user()
     if user.role != Role.MEMBER:
-        raise InvalidInput(_l("Steps and sleep are kept for members."))
+        raise MembersOnly
     return user
 
 
@@ -63,21 +73,21 @@ def _parse_day(raw: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(_l("Please pick a day from the calendar."), field="day") from None
+        raise UnreadableDay from None
 
 
 def _parse_local(raw: str, field: str) -> datetime:
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=None)
     except ValueError:
-        raise InvalidInput(_l("Please enter a date and a time."), field=field) from None
+        raise UnreadableDateTime(field=field) from None
 
 
 def _parse_int(raw: str, field: str) -> int:
     try:
         return int(raw.replace(",", "").replace(".", "").strip())
     except ValueError:
-        raise InvalidInput(_l("Please enter a whole number."), field=field) from None
+        raise NotAWholeNumber(field=field) from None
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,25 @@ def _view(connection: Connection, now: datetime) -> ConnectionView:
                           connection_id=connection.id or 0)
 
 
+# Short platform names for "from Google, synced 2 hours ago" (names, so not translated).
+SOURCE_NAMES: dict[str, str] = {Source.GOOGLE: "Google", Source.FITBIT: "Fitbit"}
+
+
+def origin_text(source: str | None, synced_at: datetime | None, now: datetime) -> str:
+    """Where a day's value came from and when it was last read, in the member's language."""
+    if source is None or synced_at is None:
+        return ""
+    # Never "in 1 minute": a clock a little ahead still reads as just now.
+    ago = format_timedelta(min(synced_at - now, -timedelta(minutes=1)), granularity="minute",
+                           add_direction=True)
+    if source == Source.MANUAL:
+        return str(_("you typed this in %(when)s", when=ago))
+    if source == Source.IMPORT:
+        return str(_("from a file you brought in %(when)s", when=ago))
+    return str(_("from %(source)s, synced %(when)s", source=SOURCE_NAMES.get(source, source),
+                 when=ago))
+
+
 def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None = None,
                   status: int = 200) -> tuple[str, int]:
     member = auth.require_user()
@@ -134,6 +163,7 @@ def _tracker_page(error: DomainError | None = None, form: dict[str, str] | None 
         connections=connections, available=available, imports=recent_imports,
         refusals=imports.REFUSALS,
         sleep_chart=sleep_chart, error=error, form=form or {}, today=today.isoformat(),
+        origin=lambda source, synced_at: origin_text(source, synced_at, now),
         steps_key=secrets.token_urlsafe(16), sleep_key=secrets.token_urlsafe(16),
         has_data=any(d.steps is not None or d.sleep_minutes is not None for d in days)), status
 
@@ -195,7 +225,7 @@ def connect_start(provider: str) -> BaseResponse:
     _member()
     platform = tasks.providers().get(provider)
     if platform is None or provider not in CONNECTABLE:
-        raise NotFound(_l("That tracker cannot be connected here."))
+        raise TrackerNotConnectable
     state = secrets.token_urlsafe(24)
     verifier, challenge = pkce_pair()
     session[f"oauth:{provider}"] = {"state": state, "verifier": verifier}
@@ -209,10 +239,9 @@ def oauth_callback(provider: str) -> Any:
     platform = tasks.providers().get(provider)
     pending = session.pop(f"oauth:{provider}", None)
     if platform is None or not isinstance(pending, dict):
-        raise NotFound(_l("That tracker cannot be connected here."))
+        raise TrackerNotConnectable
     if not secrets.compare_digest(str(request.args.get("state", "")), pending["state"]):
-        raise InvalidInput(_l("This connection attempt had expired. Please try connecting "
-                              "again."))
+        raise ConnectAttemptExpired
     if request.args.get("error"):
         flash(_("You chose not to connect. That is fine: you can type your numbers in or "
                 "bring a file whenever you like."))
@@ -229,7 +258,8 @@ def oauth_callback(provider: str) -> Any:
     db_session = get_session()
     services.connect(db_session, member=_member(), provider=provider, tokens=tokens,
                      identity=identity, cipher=tasks.cipher(),
-                     backfill_days=current_app.config["BACKFILL_DAYS"], now=utcnow())
+                     backfill_days=current_app.config["BACKFILL_DAYS"], now=utcnow(),
+                     budget=platform.budget)
     db_session.commit()
     flash(_("Connected. Your past days are on their way; this page shows how far along they "
             "are."))
@@ -262,7 +292,7 @@ def import_file() -> Any:
     db_session = get_session()
     try:
         if upload is None or not upload.filename:
-            raise InvalidInput(_l("Please pick a file to bring in."), field="file")
+            raise NoFileChosen
         imports.start_import(db_session, member=_member(), filename=upload.filename,
                              upload=upload.stream, folder=tasks.upload_folder())
         db_session.commit()
@@ -302,12 +332,47 @@ def google_webhook() -> tuple[str, int]:
     if not webhooks.signature_valid(body, signature, keys):
         return "", 401
     db_session = get_session()
-    webhooks.request_sync(db_session, notification=payload, now=utcnow())
+    webhooks.google_notification(db_session, notification=payload, now=utcnow())
     db_session.commit()
     return "", 204
 
 
 csrf.exempt(google_webhook)  # signed by Google instead
+
+
+@bp.get("/webhooks/fitbit")
+@limiter.limit("600 per minute")
+def fitbit_webhook_verify() -> tuple[str, int]:
+    """Fitbit's subscriber check: 204 for our verification code, 404 for any other."""
+    expected = str(current_app.config.get("FITBIT_SUBSCRIBER_VERIFY_CODE") or "")
+    given = str(request.args.get("verify", ""))
+    if expected and secrets.compare_digest(given.encode(), expected.encode()):
+        return "", 204
+    return "", 404
+
+
+@bp.post("/webhooks/fitbit")
+@limiter.limit("600 per minute")
+def fitbit_webhook() -> tuple[str, int]:
+    """Legacy Fitbit Subscriptions API notifications: answered at once; syncs run as jobs."""
+    body = request.get_data(cache=True)
+    signature = request.headers.get(webhooks.FITBIT_SIGNATURE_HEADER, "")
+    secret = str(current_app.config.get("FITBIT_CLIENT_SECRET") or "")
+    if not webhooks.fitbit_signature_valid(body, signature, secret):
+        return "", 404  # what Fitbit asks of a subscriber that gets a wrongly signed delivery
+    try:
+        payload = json.loads(body or b"[]")
+    except ValueError:
+        return "", 400
+    if not isinstance(payload, list):
+        return "", 400
+    db_session = get_session()
+    webhooks.fitbit_notifications(db_session, notifications=payload, now=utcnow())
+    db_session.commit()
+    return "", 204
+
+
+csrf.exempt(fitbit_webhook)  # signed by Fitbit instead
 
 
 # --- JSON API ---
@@ -342,5 +407,5 @@ def api_enter_sleep(body: SleepEntry) -> EntryResult:
 def api_metrics() -> list[services.DayMetrics]:
     days = _parse_int(request.args.get("days", str(CHART_DAYS)), "days")
     if not 1 <= days <= 365:
-        raise InvalidInput(_l("Please ask for 1 to 365 days."), field="days")
+        raise DaysOutOfRange
     return services.recent_days(get_session(), member=_member(), days=days, now=utcnow())

@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
@@ -17,9 +16,19 @@ from sqlmodel import Session, SQLModel, col, select
 from app import idempotency
 from app.accounts.models import User
 from app.crypto import TokenCipher
-from app.errors import InvalidInput, NotFound
 from app.events import record
+from wearables import budget as budgets
 from wearables.events import SleepSynced, StepsSynced, TrackerConnected, TrackerDisconnected
+from wearables.exceptions import (
+    DayInTheFuture,
+    DayTooLongAgo,
+    NightLengthOutOfRange,
+    NightTooLongAgo,
+    StepsOutOfRange,
+    TrackerNotConnected,
+    WakeInTheFuture,
+    WokeBeforeBed,
+)
 from wearables.models import (
     PRECEDENCE,
     Connection,
@@ -28,7 +37,7 @@ from wearables.models import (
     SleepNight,
     Source,
 )
-from wearables.providers.base import Identity, TokenSet
+from wearables.providers.base import Identity, RequestBudget, TokenSet
 from wearables.records import DaySteps, SleepSession
 
 MAX_STEPS = 100_000
@@ -57,6 +66,16 @@ def _upsert(session: Session, model: type[SQLModel], key: tuple[str, ...],
         session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=columns))
 
 
+def _confirm(session: Session, model: type[DailySteps] | type[SleepNight], key: Any, *,
+             member_id: int, source: str, keys: list[date], now: datetime) -> None:
+    """The source said the same again: the value stands, and its sync time is now."""
+    for start in range(0, len(keys), 500):
+        session.execute(update(model).where(col(model.member_id) == member_id,
+                                            col(model.source) == source,
+                                            key.in_(keys[start:start + 500]))
+                        .values(updated_at=now))
+
+
 def store_steps(session: Session, *, member_id: int, source: Source, days: Iterable[DaySteps],
                 now: datetime) -> tuple[date, ...]:
     """Upsert steps per (member, day, source); publish StepsSynced for the days that changed."""
@@ -72,6 +91,8 @@ def store_steps(session: Session, *, member_id: int, source: Source, days: Itera
     _upsert(session, DailySteps, ("member_id", "day", "source"),
             [{"member_id": member_id, "day": day, "source": source, "steps": incoming[day],
               "updated_at": now} for day in changed])
+    _confirm(session, DailySteps, col(DailySteps.day), member_id=member_id, source=source,
+             keys=sorted(set(incoming) - set(changed)), now=now)
     if changed:
         record(session, StepsSynced(member_id=member_id, source=source, days=changed))
     return changed
@@ -119,6 +140,8 @@ def _store_nights(session: Session, *, member_id: int, source: Source,
     _upsert(session, SleepNight, ("member_id", "night", "source"),
             [{"member_id": member_id, "night": night, "source": source, "updated_at": now,
               **nights[night]} for night in changed])
+    _confirm(session, SleepNight, col(SleepNight.night), member_id=member_id, source=source,
+             keys=sorted(set(nights) - set(changed)), now=now)
     if changed:
         record(session, SleepSynced(member_id=member_id, source=source, nights=changed))
     return changed
@@ -162,13 +185,11 @@ def enter_steps(session: Session, *, member: User, day: date, steps: int,
     """Store steps the member typed in; False when this client key was already used."""
     today = local_today(member, now)
     if day > today:
-        raise InvalidInput(_l("That day has not happened yet. Please pick today or an "
-                              "earlier day."), field="day")
+        raise DayInTheFuture
     if day < today - timedelta(days=OLDEST_ENTRY_DAYS):
-        raise InvalidInput(_l("Please pick a day within the last year."), field="day")
+        raise DayTooLongAgo
     if not 0 <= steps <= MAX_STEPS:
-        raise InvalidInput(_l("Please enter a number of steps from 0 to 100,000."),
-                           field="steps")
+        raise StepsOutOfRange
     if not idempotency.claim(session, user_id=_member_id(member), key=client_key,
                              action="steps"):
         return False
@@ -186,15 +207,13 @@ def enter_sleep(session: Session, *, member: User, bedtime: datetime, wake_time:
             else wake_time.astimezone(zone))
     length = wake.astimezone(UTC) - bed.astimezone(UTC)
     if length <= timedelta():
-        raise InvalidInput(_l("The time you woke up should come after the time you went to "
-                              "bed."), field="wake_time")
+        raise WokeBeforeBed
     if length < SHORTEST_SLEEP or length > LONGEST_SLEEP:
-        raise InvalidInput(_l("Please check the times: a night here can be from 30 minutes "
-                              "to 20 hours long."), field="wake_time")
+        raise NightLengthOutOfRange
     if wake > now.astimezone(zone):
-        raise InvalidInput(_l("That wake-up time has not happened yet."), field="wake_time")
+        raise WakeInTheFuture
     if wake.date() < local_today(member, now) - timedelta(days=OLDEST_ENTRY_DAYS):
-        raise InvalidInput(_l("Please pick a night within the last year."), field="bedtime")
+        raise NightTooLongAgo
     if not idempotency.claim(session, user_id=_member_id(member), key=client_key,
                              action="sleep"):
         return False
@@ -221,6 +240,8 @@ class DayMetrics:
     sleep_source: str | None = None
     bedtime: str | None = None
     wake_time: str | None = None
+    steps_synced_at: datetime | None = None  # when the value shown was last read from its source
+    sleep_synced_at: datetime | None = None
 
 
 _RANKS = {source.value: rank for rank, source in enumerate(PRECEDENCE)}
@@ -265,6 +286,8 @@ def recent_days(session: Session, *, member: User, days: int, now: datetime) -> 
             if sleep and sleep.bedtime else None,
             wake_time=sleep.wake_time.astimezone(zone).strftime("%H:%M")
             if sleep and sleep.wake_time else None,
+            steps_synced_at=steps.updated_at if steps else None,
+            sleep_synced_at=sleep.updated_at if sleep else None,
         ))
     return result
 
@@ -279,8 +302,11 @@ def connections_of(session: Session, *, member: User) -> list[Connection]:
 
 def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
             identity: Identity, cipher: TokenCipher, backfill_days: int,
-            now: datetime) -> Connection:
+            now: datetime, budget: RequestBudget | None = None) -> Connection:
     """Store a new (or renewed) connection with encrypted tokens; backfill starts from there.
+
+    `budget`: the platform's per-member request limit, against which the identity request just
+    made while connecting is counted.
 
     Reconnecting the same platform account keeps the cursor, so nothing is fetched twice; a
     different account, or a first connection, backfills `backfill_days` days. A Google account
@@ -315,6 +341,12 @@ def connect(session: Session, *, member: User, provider: str, tokens: TokenSet,
     connection.refresh_token_enc = cipher.encrypt(tokens.refresh_token or "")
     connection.token_expires_at = tokens.expires_at
     connection.failures, connection.next_attempt_at = 0, None
+    if budget is not None:
+        counted = budgets.count(budgets.BudgetState(
+            connection.budget_window_start, connection.budget_used,
+            connection.budget_used_before), budget, now)
+        connection.budget_window_start = counted.window_start
+        connection.budget_used, connection.budget_used_before = counted.used, counted.used_before
     connection.backfill_total_days = (local_today(member, now) - connection.backfill_from).days + 1
     session.flush()
     record(session, TrackerConnected(member_id=_member_id(member),
@@ -329,7 +361,7 @@ def disconnect(session: Session, *, member: User, provider: str, keep_data: bool
         col(Connection.member_id) == _member_id(member),
         col(Connection.provider) == provider)).first()
     if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
-        raise NotFound(_l("That tracker is not connected."))
+        raise TrackerNotConnected
     token = connection.refresh_token_enc or connection.access_token_enc
     connection.status = ConnectionStatus.DISCONNECTED
     connection.access_token_enc = connection.refresh_token_enc = ""

@@ -2,8 +2,13 @@
 
 Each chunk of days is fetched, stored and committed on its own, with the connection's cursor
 (`synced_through`) moved in the same transaction, so a crash resumes where it stopped and any
-re-run is harmless (upserts). Token refresh happens under a lock on the connection row, so any
-number of concurrent syncs make one refresh request.
+re-run is harmless (upserts). No transaction stays open while a platform is asked anything:
+
+- token refresh is claimed on the connection row, requested with no lock held, then stored; any
+  number of concurrent callers make one refresh request;
+- every request to a platform's data API is first counted against the member's request budget
+  there (on the row, so that every process shares the count); when the budget is used up the
+  sync stops, waits for the window to end, and resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -17,23 +22,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from math import ceil
 from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
 
 from app.accounts.models import User
 from app.crypto import InvalidToken, TokenCipher
 from app.db import Database, utcnow
 from app.events import record
+from wearables import budget as budgets
 from wearables import services
 from wearables.events import ReconnectNeeded, SyncProgressed
 from wearables.models import Connection, ConnectionStatus, Source
 from wearables.providers import CONNECTABLE
 from wearables.providers.base import (
+    BudgetSpent,
     MoveToGoogle,
     NeedsReconnect,
     ProviderError,
     RateLimited,
+    RequestBudget,
     TemporaryFailure,
     TokenExpired,
+    TokenSet,
     WearableProvider,
 )
 from wearables.records import SleepSession
@@ -41,14 +53,16 @@ from wearables.records import SleepSession
 log = logging.getLogger(__name__)
 REFRESH_MARGIN = timedelta(minutes=2)
 LEASE = timedelta(minutes=10)  # renewed with every chunk; a crashed sync frees it by then
+REFRESH_CLAIM = timedelta(minutes=2)  # longer than a token request may take (5 s + 30 s)
+CLAIM_POLL = 0.05  # seconds between looks while another caller refreshes
 SHORT_WAIT = 5.0  # a Retry-After up to this is waited out in place; longer ones are rescheduled
 MAX_SHORT_WAITS = 6
 
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    # "done", "needs_reconnect", "move_to_google", "rate_limited", "failed", "skipped",
-    # "already running"
+    # "done", "needs_reconnect", "move_to_google", "rate_limited" (asked to wait, or our own
+    # count of requests says so), "failed", "skipped", "already running"
     status: str
     days_done: int = 0
     days_total: int = 0
@@ -73,41 +87,185 @@ def backoff_seconds(failures: int) -> float:
     return float(base * random.uniform(0.8, 1.2))  # noqa: S311  (jitter, not security)
 
 
-def access_token(ctx: SyncContext, connection_id: int, *, force: bool = False) -> str:
-    """A usable access token, refreshed under the connection's lock when it is (nearly) stale."""
+def _reconnect_status(provider: str) -> str:
+    """What a refused grant means: connect again, or (an old Fitbit link) move to Google."""
+    if provider in CONNECTABLE:
+        return ConnectionStatus.NEEDS_RECONNECT.value
+    return ConnectionStatus.MOVE_TO_GOOGLE.value
+
+
+def _set_status(session: Session, connection: Connection, status: str) -> None:
+    connection.status = status
+    if status in (ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.MOVE_TO_GOOGLE):
+        record(session, ReconnectNeeded(member_id=connection.member_id,
+                                        provider=connection.provider, reason=status))
+
+
+@dataclass(frozen=True)
+class _RefreshClaim:
+    provider: str
+    refresh_token: str
+
+
+def _token_or_claim(ctx: SyncContext, connection_id: int,
+                    refused: str | None) -> str | _RefreshClaim | None:
+    """The stored access token if it is usable; else a claim on the refresh; None while another
+    caller holds that claim."""
     with ctx.db.transaction() as session:
-        # The row lock (PostgreSQL) or the immediate write transaction (SQLite) serialises
-        # refreshes: whoever waits here finds the fresh token the first one stored.
         connection = session.get(Connection, connection_id, with_for_update=True)
         if connection is None or connection.status != ConnectionStatus.CONNECTED:
             raise NeedsReconnect("the connection is not active")
-        fresh = (connection.token_expires_at is not None
-                 and connection.token_expires_at - ctx.now() > REFRESH_MARGIN)
-        if fresh and not force:
-            return ctx.cipher.decrypt(connection.access_token_enc)
-        provider = ctx.providers[connection.provider]
-        tokens = provider.refresh(refresh_token=ctx.cipher.decrypt(connection.refresh_token_enc))
-        connection.access_token_enc = ctx.cipher.encrypt(tokens.access_token)
-        if tokens.refresh_token:
-            connection.refresh_token_enc = ctx.cipher.encrypt(tokens.refresh_token)
-        connection.token_expires_at = tokens.expires_at
-        return tokens.access_token
+        now = ctx.now()
+        if (connection.token_expires_at is not None
+                and connection.token_expires_at - now > REFRESH_MARGIN):
+            token = ctx.cipher.decrypt(connection.access_token_enc)
+            if token != refused:
+                return token
+        if _held(connection.refresh_owner, connection.refresh_claimed_until, now):
+            return None
+        connection.refresh_owner, connection.refresh_claimed_until = _owner(), now + REFRESH_CLAIM
+        return _RefreshClaim(connection.provider,
+                             ctx.cipher.decrypt(connection.refresh_token_enc))
+
+
+def _await_refresh(ctx: SyncContext, connection_id: int) -> None:
+    """Wait, holding no lock, until the refresh another caller claimed has ended."""
+    deadline = time.monotonic() + REFRESH_CLAIM.total_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(CLAIM_POLL)
+        with ctx.db.session(write=False) as read:
+            row = read.get(Connection, connection_id)
+            if row is None or not _held(row.refresh_owner, row.refresh_claimed_until, ctx.now()):
+                return
+
+
+def _end_refresh(ctx: SyncContext, connection_id: int, claim: _RefreshClaim, *,
+                 tokens: TokenSet | None = None, refused: bool = False) -> None:
+    """End our claim: store the new tokens, or note that the platform refused the grant."""
+    with ctx.db.transaction() as session:
+        connection = session.get(Connection, connection_id, with_for_update=True)
+        if connection is None:
+            return
+        if connection.refresh_owner == _owner():
+            connection.refresh_owner, connection.refresh_claimed_until = "", None
+        if connection.status != ConnectionStatus.CONNECTED:
+            return  # disconnected meanwhile: forget what we got
+        try:
+            current = ctx.cipher.decrypt(connection.refresh_token_enc)
+        except InvalidToken:
+            current = None
+        if current != claim.refresh_token:
+            return  # connected again meanwhile: those tokens are newer than ours
+        if refused:
+            _set_status(session, connection, _reconnect_status(connection.provider))
+        elif tokens is not None:
+            connection.access_token_enc = ctx.cipher.encrypt(tokens.access_token)
+            if tokens.refresh_token:
+                connection.refresh_token_enc = ctx.cipher.encrypt(tokens.refresh_token)
+            connection.token_expires_at = tokens.expires_at
+
+
+def access_token(ctx: SyncContext, connection_id: int, *, refused: str | None = None) -> str:
+    """A usable access token, refreshed when it is (nearly) stale or is `refused`, the one the
+    platform just turned away.
+
+    One caller refreshes: it claims the refresh on the connection row, asks the platform with no
+    transaction open, then stores the tokens and ends its claim. The others wait for the claim to
+    end and use what it stored, so any number of concurrent callers make one refresh request
+    (refresh tokens may be single-use), and nobody else's writes wait on the platform.
+    """
+    while True:
+        found = _token_or_claim(ctx, connection_id, refused)
+        if isinstance(found, str):
+            return found
+        if found is not None:
+            break
+        _await_refresh(ctx, connection_id)
+    claim = found
+    try:
+        tokens = ctx.providers[claim.provider].refresh(refresh_token=claim.refresh_token)
+    except NeedsReconnect:
+        _end_refresh(ctx, connection_id, claim, refused=True)
+        raise
+    except BaseException:
+        _end_refresh(ctx, connection_id, claim)
+        raise
+    _end_refresh(ctx, connection_id, claim, tokens=tokens)
+    return tokens.access_token
+
+
+def _budget_state(connection: Connection) -> budgets.BudgetState:
+    return budgets.BudgetState(connection.budget_window_start, connection.budget_used,
+                               connection.budget_used_before)
+
+
+def _spend(ctx: SyncContext, connection_id: int, budget: RequestBudget) -> None:
+    """Count one request against the member's budget at the platform, or raise BudgetSpent."""
+    with ctx.db.transaction() as session:
+        connection = session.get(Connection, connection_id, with_for_update=True)
+        if connection is None:
+            return
+        now = ctx.now()
+        state = _budget_state(connection)
+        after = budgets.spend(state, budget, now)
+        if after is None:
+            resume = budgets.resume_at(state, budget, now)
+            raise BudgetSpent(resume, (resume - now).total_seconds())
+        connection.budget_window_start = after.window_start
+        connection.budget_used, connection.budget_used_before = after.used, after.used_before
+
+
+def _sleep_span(ctx: SyncContext, connection_id: int, provider: WearableProvider,
+                days_left: int) -> tuple[int, bool]:
+    """Days of sleep to fetch next: as many as the platform allows in one go, or fewer when what
+    is left of the request budget would not cover their sleep pages and steps requests. Also
+    whether the whole budget of a window was at hand."""
+    with ctx.db.session(write=False) as read:
+        connection = read.get(Connection, connection_id)
+        if connection is None:
+            return max(min(provider.max_sleep_days, days_left), 1), False
+        span = min(provider.max_sleep_days, days_left, connection.sleep_span_days or days_left)
+        state = _budget_state(connection)
+    span = max(span, 1)
+    budget = provider.budget
+    if budget is None:
+        return span, False
+    now = ctx.now()
+    left = budgets.remaining(state, budget, now)
+
+    def cost(days: int) -> int:
+        return (ceil(days / provider.sleep_days_per_request)
+                + ceil(days / provider.max_steps_days))
+
+    while span > 1 and cost(span) > left:
+        span -= 1
+    if cost(span) > left:
+        resume = budgets.resume_at(state, budget, now, needed=cost(span))
+        raise BudgetSpent(resume, (resume - now).total_seconds())
+    return span, left >= budget.limit
+
+
+def _narrow_sleep_span(ctx: SyncContext, connection_id: int, span: int) -> None:
+    """A stream of sleep pages did not fit the budget: ask for half as many days next time."""
+    with ctx.db.transaction() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is not None:
+            connection.sleep_span_days = max(span // 2, 1)
 
 
 def _mark(ctx: SyncContext, connection_id: int, *, status: str | None = None,
-          retry_in: float | None = None, failed: bool = False) -> None:
+          retry_at: datetime | None = None, failed: bool = False,
+          finished: bool = False) -> None:
     with ctx.db.transaction() as session:
         connection = session.get(Connection, connection_id)
         if connection is None or connection.status != ConnectionStatus.CONNECTED:
             return  # disconnected (or taken over) meanwhile: leave it as the member left it
         if status is not None:
-            connection.status = status
-            if status in (ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.MOVE_TO_GOOGLE):
-                record(session, ReconnectNeeded(member_id=connection.member_id,
-                                                provider=connection.provider, reason=status))
+            _set_status(session, connection, status)
         connection.failures = connection.failures + 1 if failed else 0
-        connection.next_attempt_at = (ctx.now() + timedelta(seconds=retry_in)
-                                      if retry_in is not None else None)
+        connection.next_attempt_at = retry_at
+        if finished:
+            connection.sleep_span_days = None
 
 
 def _owner() -> str:
@@ -128,15 +286,18 @@ def _holder_alive(owner: str) -> bool:
     return True
 
 
+def _held(owner: str, until: datetime | None, now: datetime) -> bool:
+    """Whether a lease or claim is held by someone who may still be working on it."""
+    return bool(owner) and until is not None and until > now and _holder_alive(owner)
+
+
 def _claim(ctx: SyncContext, connection_id: int) -> bool:
     """Take the connection's sync lease, unless a live sync holds it."""
     with ctx.db.transaction() as session:
         connection = session.get(Connection, connection_id, with_for_update=True)
         if connection is None:
             return False
-        held = (connection.sync_lease_until is not None
-                and connection.sync_lease_until > ctx.now() and connection.sync_owner)
-        if held and _holder_alive(connection.sync_owner):
+        if _held(connection.sync_owner, connection.sync_lease_until, ctx.now()):
             return False
         connection.sync_owner, connection.sync_lease_until = _owner(), ctx.now() + LEASE
         connection.sync_requested_at = None  # this sync fetches whatever was notified so far
@@ -186,29 +347,43 @@ def _sync(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     source = Source(connection.provider)
     zone = ZoneInfo(member.timezone)
     done, short_waits, refreshed = 0, 0, False
+    # Days of a sleep stream fetched (or being fetched) with a whole window's budget at hand,
+    # and not stored yet: if the budget runs out before it is stored, it can never fit.
+    unfitting_span = 0
     # Sleep comes as a paginated stream over a long window (fewest requests); steps in chunks
     # of the platform's longest range. Each steps chunk is stored with its nights and committed.
     sleeps: list[SleepSession] = []
     sleep_until = start
+    budget = provider.budget
+    spend = None if budget is None else lambda: _spend(ctx, connection_id, budget)
     try:
         token = access_token(ctx, connection_id)
         while start < end:
             try:
                 # Fetch outside any transaction: no database lock is held while we wait on HTTP.
                 if start >= sleep_until:
-                    until = min(start + timedelta(days=provider.max_sleep_days), end)
+                    span, whole_budget = _sleep_span(ctx, connection_id, provider,
+                                                     (end - start).days)
+                    unfitting_span = span if whole_budget else 0
+                    until = start + timedelta(days=span)
                     sleeps = provider.sleep(access_token=token, start=start, end=until,
-                                            tz=member.timezone)
+                                            tz=member.timezone, before_request=spend)
                     sleep_until = until
                 # A chunk never reaches past the sleep already fetched.
                 stop = min(start + timedelta(days=provider.max_steps_days), sleep_until)
-                steps = provider.daily_steps(access_token=token, start=start, end=stop)
+                steps = provider.daily_steps(access_token=token, start=start, end=stop,
+                                             before_request=spend)
             except TokenExpired as expired:
                 if refreshed:  # refused even with a fresh token: the grant itself is gone
                     raise NeedsReconnect("a fresh token was refused") from expired
-                token, refreshed = access_token(ctx, connection_id, force=True), True
+                token, refreshed = access_token(ctx, connection_id, refused=token), True
                 continue
             except RateLimited as limited:
+                if isinstance(limited, BudgetSpent) and unfitting_span > 1:
+                    # The stream took more pages than planned and a whole window's budget had
+                    # no room left to store it: fetch fewer days at once, or it never would.
+                    _narrow_sleep_span(ctx, connection_id, unfitting_span)
+                    sleep_until, unfitting_span = start, 0
                 if limited.retry_after <= SHORT_WAIT and short_waits < MAX_SHORT_WAITS:
                     short_waits += 1
                     ctx.wait(limited.retry_after or 2.0 ** short_waits)
@@ -233,21 +408,23 @@ def _sync(ctx: SyncContext, connection_id: int) -> SyncOutcome:
                 record(session, SyncProgressed(member_id=member.id or 0,
                                                connection_id=connection_id,
                                                days_done=done, days_total=total))
-            refreshed = False
+            refreshed, unfitting_span = False, 0
             if ctx.progress:
                 ctx.progress(done, total)
             start = stop
     except (NeedsReconnect, InvalidToken):
-        if connection.provider not in CONNECTABLE:  # an old Fitbit link cannot be renewed
-            _mark(ctx, connection_id, status=ConnectionStatus.MOVE_TO_GOOGLE)
-            return SyncOutcome("move_to_google", done, total)
-        _mark(ctx, connection_id, status=ConnectionStatus.NEEDS_RECONNECT)
-        return SyncOutcome("needs_reconnect", done, total)
+        status = _reconnect_status(connection.provider)  # an old Fitbit link cannot be renewed
+        _mark(ctx, connection_id, status=status)
+        return SyncOutcome(status, done, total)
     except MoveToGoogle:
         _mark(ctx, connection_id, status=ConnectionStatus.MOVE_TO_GOOGLE)
         return SyncOutcome("move_to_google", done, total)
+    except BudgetSpent as spent:  # our own count: carry on from the cursor when the window ends
+        _mark(ctx, connection_id, retry_at=spent.resume_at)
+        return SyncOutcome("rate_limited", done, total)
     except RateLimited as limited:
-        _mark(ctx, connection_id, retry_in=max(limited.retry_after, 60.0))
+        _mark(ctx, connection_id,
+              retry_at=ctx.now() + timedelta(seconds=max(limited.retry_after, 60.0)))
         return SyncOutcome("rate_limited", done, total)
     except Exception as failure:  # temporary or not understood: back off, never loop hot
         if isinstance(failure, TemporaryFailure | ProviderError):
@@ -257,7 +434,8 @@ def _sync(ctx: SyncContext, connection_id: int) -> SyncOutcome:
         with ctx.db.session(write=False) as read:
             row = read.get(Connection, connection_id)
             failures = (row.failures if row else 0) + 1
-        _mark(ctx, connection_id, retry_in=backoff_seconds(failures), failed=True)
+        _mark(ctx, connection_id, retry_at=ctx.now() + timedelta(seconds=backoff_seconds(failures)),
+              failed=True)
         return SyncOutcome("failed", done, total)
-    _mark(ctx, connection_id)
+    _mark(ctx, connection_id, finished=True)
     return SyncOutcome("done", done, total)

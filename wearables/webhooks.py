@@ -1,14 +1,17 @@
-"""Google Health API notifications: verify them, then ask for one sync however often they repeat.
+"""Platform notifications: verify them, then ask for one sync however often they repeat.
 
-Notifications carry only metadata (who, which data type, which intervals); the data is fetched
-again by the ordinary sync. Deliveries repeat and arrive out of order, so a notification only sets
-a "sync requested" mark on the connection; the first one to set it queues a sync, later ones find
-it set and do nothing until that sync has started.
+Google Health API notifications are signed with ECDSA (Tink); legacy Fitbit ones with an HMAC of
+the client secret. Both carry only metadata (who, which data type, which days); the data is
+fetched again by the ordinary sync. Deliveries repeat and arrive out of order, so a notification
+only sets a "sync requested" mark on the connection; the first one to set it queues a sync, later
+ones find it set and do nothing until that sync has started.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,6 +28,9 @@ from wearables.events import SyncRequested
 from wearables.models import Connection, ConnectionStatus
 
 SIGNATURE_HEADERS = ("GOOGLE-HEALTH-API-SIGNATURE", "X-HEALTHAPI-SIGNATURE")
+FITBIT_SIGNATURE_HEADER = "X-Fitbit-Signature"
+# Fitbit collections that change what we show; a revoked grant is found out by the next sync.
+FITBIT_COLLECTIONS = frozenset({"activities", "sleep", "userRevokedAccess"})
 _ECDSA_KEY_TYPE = "type.googleapis.com/google.crypto.tink.EcdsaPublicKey"
 
 
@@ -92,13 +98,14 @@ def signature_valid(body: bytes, signature_b64: str,
     return True
 
 
-def request_sync(session: Session, *, notification: dict[str, Any], now: datetime) -> bool:
-    """Mark the notified member's Google connection as owing a sync; True if this queued one."""
-    user = str(notification.get("healthUserId") or "")
-    if not user:
+def request_sync(session: Session, *, provider: str, external_user_id: str,
+                 now: datetime) -> bool:
+    """Mark that platform user's connection as owing a sync; True if this queued one."""
+    if not external_user_id:
         return False
     connection = session.exec(select(Connection).where(
-        col(Connection.provider) == "google", col(Connection.external_user_id) == user,
+        col(Connection.provider) == provider,
+        col(Connection.external_user_id) == external_user_id,
         col(Connection.status) == ConnectionStatus.CONNECTED)).first()
     if connection is None:
         return False
@@ -111,3 +118,37 @@ def request_sync(session: Session, *, notification: dict[str, Any], now: datetim
     record(session, SyncRequested(member_id=connection.member_id,
                                   connection_id=connection.id or 0))
     return True
+
+
+def google_notification(session: Session, *, notification: dict[str, Any],
+                        now: datetime) -> bool:
+    """A Google Health API notification: the member it names owes a sync."""
+    return request_sync(session, provider="google",
+                        external_user_id=str(notification.get("healthUserId") or ""), now=now)
+
+
+def fitbit_signature(body: bytes, client_secret: str) -> str:
+    """Fitbit's X-Fitbit-Signature: base64 of HMAC-SHA1 over the body, keyed "<secret>&"."""
+    digest = hmac.new(f"{client_secret}&".encode(), body, hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def fitbit_signature_valid(body: bytes, signature: str, client_secret: str) -> bool:
+    """Whether a Fitbit notification was signed with our client secret."""
+    if not signature or not client_secret:
+        return False
+    expected = fitbit_signature(body, client_secret)
+    return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+def fitbit_notifications(session: Session, *, notifications: list[Any], now: datetime) -> int:
+    """Legacy Fitbit Subscriptions API notifications; how many syncs they queued.
+
+    Each names a Fitbit user (`ownerId`) and what changed; several may name the same member.
+    """
+    owners = dict.fromkeys(
+        str(item.get("ownerId") or "") for item in notifications
+        if isinstance(item, dict) and item.get("collectionType") in FITBIT_COLLECTIONS
+        and item.get("ownerType", "user") == "user")
+    return sum(request_sync(session, provider="fitbit", external_user_id=owner, now=now)
+               for owner in owners)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -125,6 +126,57 @@ def test_the_refresh_lock_alone_lets_one_of_ten_callers_refresh(
     assert stats["refresh_grants"] == 1 and stats["refused_refreshes"] == 0
 
 
+def test_a_token_refresh_holds_no_database_lock_while_it_waits_on_the_platform(
+        app: Flask, walker: User, walker_client: FlaskClient, session: Session,
+        google: Standin) -> None:
+    connect_google(walker_client)
+    session.execute(update(Connection).values(token_expires_at=utcnow() - timedelta(minutes=1)))
+    session.commit()
+    google.reset()
+    google.configure(latency_ms=1500)  # the token endpoint answers slowly
+    tokens: list[str] = []
+
+    def fetch_token() -> None:
+        with app.app_context():
+            tokens.append(access_token(sync_context(), 1))
+
+    refresher = threading.Thread(target=fetch_token)
+    refresher.start()
+    deadline = time.monotonic() + 5
+    while not factories.fresh(session).get(Connection, 1).refresh_owner:  # the claim is taken
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = threading.Thread(target=fetch_token)  # arrives while the refresh is under way
+    second.start()
+    began = time.monotonic()
+    typed = walker_client.post("/api/v1/metrics/steps", headers=factories.api_headers(
+        walker_client), json={"day": services.local_today(walker, utcnow()).isoformat(),
+                              "steps": 4321})
+    took = time.monotonic() - began
+    assert typed.status_code == 200 and refresher.is_alive()  # written while Google thinks
+    assert took < 1.0, took
+    refresher.join(10)
+    second.join(10)
+    google.configure(latency_ms=0)
+    assert len(tokens) == 2 and tokens[0] == tokens[1]  # the waiter got the refreshed token
+    stats = google.stats()
+    assert stats["refresh_grants"] == 1 and stats["refused_refreshes"] == 0
+    connection = factories.fresh(session).get(Connection, 1)
+    assert connection.refresh_owner == "" and connection.refresh_claimed_until is None
+
+
+def test_a_token_the_platform_refused_is_refreshed_once_even_if_it_looks_fresh(
+        app: Flask, walker_client: FlaskClient, session: Session, google: Standin) -> None:
+    connect_google(walker_client)
+    google.configure(expire_access_tokens=True)  # Google turns the current token away early
+    google.reset()
+    with app.app_context():
+        assert sync_connection(sync_context(), 1).status == "done"
+        current = access_token(sync_context(), 1)
+        assert access_token(sync_context(), 1, refused="an older token") == current  # no refresh
+    assert google.stats()["refresh_grants"] == 1
+
+
 def test_a_refused_refresh_asks_the_member_to_reconnect_and_stops_retrying(
         app: Flask, walker_client: FlaskClient, session: Session, google: Standin) -> None:
     connect_google(walker_client)
@@ -241,3 +293,47 @@ def test_a_backfill_killed_midway_resumes_to_exactly_the_rows_of_an_uninterrupte
     assert rerun.returncode == 0, rerun.stderr
     assert "done" in rerun.stdout
     assert _rows(session) == uninterrupted
+
+
+def test_each_day_says_where_its_numbers_came_from_and_when_they_were_synced(
+        walker_client: FlaskClient, session: Session, walker: User, google: Standin) -> None:
+    page = connect_google(walker_client)
+    assert "from Google, synced 1 minute ago" in page
+    today = services.local_today(walker, utcnow())
+    walker_client.post("/api/v1/metrics/steps", headers=factories.api_headers(walker_client),
+                       json={"day": today.isoformat(), "steps": 1234})
+    page = walker_client.get("/tracker").get_data(as_text=True)
+    assert "you typed this in 1 minute ago" in page  # what the member typed wins, and says so
+    days = walker_client.get("/api/v1/metrics?days=2").get_json()
+    assert days[-1]["steps_source"] == "manual" and days[-1]["steps_synced_at"]
+    assert days[0]["steps_source"] == "google" and days[0]["sleep_synced_at"]
+
+
+def test_a_value_read_again_unchanged_counts_as_synced_again(
+        app: Flask, walker_client: FlaskClient, session: Session, walker: User,
+        google: Standin) -> None:
+    connect_google(walker_client)
+    two_days_ago = utcnow() - timedelta(days=2)
+    session.execute(update(DailySteps).values(updated_at=two_days_ago))
+    session.execute(update(SleepNight).values(updated_at=two_days_ago))
+    session.commit()
+    with app.app_context():
+        assert sync_connection(sync_context(), 1).status == "done"  # re-reads the last 3 days
+    days = {row.day: row.updated_at for row in factories.fresh(session).scalars(
+        select(DailySteps))}
+    today = services.local_today(walker, utcnow())
+    recent = [day for day in days if day > today - timedelta(days=3)]
+    assert recent and all(utcnow() - days[day] < timedelta(minutes=1) for day in recent)
+    assert all(days[day] == two_days_ago for day in days if day <= today - timedelta(days=3))
+    page = walker_client.get("/tracker").get_data(as_text=True)
+    assert "from Google, synced 1 minute ago" in page and "from Google, synced 2 days ago" in page
+
+
+def test_the_sync_time_is_said_in_the_members_language(
+        session: Session, cohort: Cohort, google: Standin, app: Flask) -> None:
+    factories.make_member(session, cohort=cohort, name="Lectora", language="es",
+                          timezone=generator.home_zone(0, 0))
+    client = app.test_client()
+    sign_in(client, "Lectora")
+    page = connect_google(client)
+    assert "de Google, sincronizado hace 1 minuto" in page

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from wearables.records import DaySteps, SleepSession
@@ -54,8 +55,37 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+class BudgetSpent(RateLimited):
+    """Our own count says the member's requests at the platform are used up until `resume_at`.
+
+    Raised before a request is sent (by the sync engine's `before_request` hook), so that the
+    platform's per-user limit is never reached; the adapters let it pass through untouched.
+    """
+
+    def __init__(self, resume_at: datetime, retry_after: float) -> None:
+        super().__init__(retry_after, "the request budget for this window is used up")
+        self.resume_at = resume_at
+
+
 class TemporaryFailure(ProviderError):
     """A server error or a timeout; try again later."""
+
+
+@dataclass(frozen=True)
+class RequestBudget:
+    """A platform's limit on requests per member: at most `limit` in a `window`.
+
+    `aligned`: the platform counts in fixed windows that start at whole multiples of `window`
+    (Fitbit: the top of each hour). Otherwise any `window`-long stretch must stay within the limit
+    (the strictest reading of "per minute", for a platform that does not say how it counts).
+    """
+
+    limit: int
+    window: timedelta
+    aligned: bool = False
+
+
+BeforeRequest = Callable[[], None]
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -71,6 +101,10 @@ class WearableProvider(Protocol):
     name: str
     max_steps_days: int  # the most days one steps request may cover
     max_sleep_days: int  # the most days of sleep one call should cover
+    # About how many days of sleep one request brings (a page of a paginated stream), for
+    # planning within a request budget; a low guess only costs a few more, smaller requests.
+    sleep_days_per_request: int
+    budget: RequestBudget | None  # the platform's per-member request limit, if it has one
 
     def authorization_url(self, *, redirect_uri: str, state: str, code_challenge: str) -> str:
         """Where to send the member to grant access (PKCE S256, offline access)."""
@@ -92,10 +126,16 @@ class WearableProvider(Protocol):
         """The platform's id for the member (and, on Google, their legacy Fitbit id)."""
         ...
 
-    def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:
-        """Steps per day for [start, end), at most `max_steps_days` days."""
+    def daily_steps(self, *, access_token: str, start: date, end: date,
+                    before_request: BeforeRequest | None = None) -> list[DaySteps]:
+        """Steps per day for [start, end), at most `max_steps_days` days.
+
+        `before_request` runs before every request to the platform's data API; whatever it
+        raises (BudgetSpent) stops the call before that request is sent.
+        """
         ...
 
-    def sleep(self, *, access_token: str, start: date, end: date, tz: str) -> list[SleepSession]:
-        """Sleeps that end on a local date in [start, end)."""
+    def sleep(self, *, access_token: str, start: date, end: date, tz: str,
+              before_request: BeforeRequest | None = None) -> list[SleepSession]:
+        """Sleeps that end on a local date in [start, end); `before_request` as above."""
         ...

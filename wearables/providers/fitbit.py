@@ -23,11 +23,13 @@ from oauthlib.oauth2.rfc6749.errors import InsecureTransportError
 from requests.adapters import HTTPAdapter
 
 from wearables.providers.base import (
+    BeforeRequest,
     Identity,
     MoveToGoogle,
     NeedsReconnect,
     ProviderError,
     RateLimited,
+    RequestBudget,
     TemporaryFailure,
     TokenExpired,
     TokenSet,
@@ -38,6 +40,7 @@ SCOPES = ("activity", "sleep")
 TIMEOUT = (5, 30)  # connect, read (seconds)
 DEFAULT_RETRY_AFTER = 60.0  # a 429 with neither Retry-After nor Fitbit-Rate-Limit-Reset
 SLEEP_API_VERSION = 1.2
+REQUESTS_PER_HOUR = 150  # per user; Fitbit resets the count at the top of each hour
 
 
 def _revoke_url_beside(token_url: str) -> str:
@@ -104,10 +107,15 @@ class FitbitLegacyProvider:
     name = "fitbit"
     max_steps_days = 1095  # the steps time series' longest range
     max_sleep_days = 100  # the v1.2 sleep range's longest span
+    sleep_days_per_request = 100  # one request, not paginated
 
     def __init__(self, *, client_id: str, client_secret: str, authorize_url: str, token_url: str,
                  api_base: str, revoke_url: str | None = None,
-                 timeout: tuple[float, float] = TIMEOUT) -> None:
+                 timeout: tuple[float, float] = TIMEOUT,
+                 requests_per_hour: int | None = REQUESTS_PER_HOUR) -> None:
+        # At least 2, the smallest step forward (sleep and steps); 0 or None: no budget.
+        self.budget = (RequestBudget(max(requests_per_hour, 2), timedelta(hours=1), aligned=True)
+                       if requests_per_hour else None)
         self.client_id = client_id
         self.client_secret = client_secret
         self.authorize_url = authorize_url
@@ -206,8 +214,11 @@ class FitbitLegacyProvider:
         client.session.hooks["response"].append(keep)
         return fb
 
-    def _call(self, access_token: str, what: str, call: Callable[[Any], Any]) -> dict[str, Any]:
-        """Run one library call and turn every failure into a ProviderError."""
+    def _call(self, access_token: str, what: str, call: Callable[[Any], Any],
+              before_request: BeforeRequest | None = None) -> dict[str, Any]:
+        """Run one library call (one request) and turn every failure into a ProviderError."""
+        if before_request is not None:
+            before_request()
         answers: list[requests.Response] = []
         fb = self._client(access_token, answers)
         self.requests_made += 1
@@ -242,7 +253,8 @@ class FitbitLegacyProvider:
             raise TokenExpired("introspect: token not active")
         return str(payload["user_id"])
 
-    def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:
+    def daily_steps(self, *, access_token: str, start: date, end: date,
+                    before_request: BeforeRequest | None = None) -> list[DaySteps]:
         """Steps per day for [start, end); days Fitbit reports as 0 (tracker not worn) are left out."""
         if (end - start).days > self.max_steps_days:
             raise ValueError(f"at most {self.max_steps_days} days a request")
@@ -250,7 +262,7 @@ class FitbitLegacyProvider:
             return []
         last = end - timedelta(days=1)
         payload = self._call(access_token, "activities/steps", lambda fb: fb.time_series(
-            "activities/steps", base_date=start, end_date=last))
+            "activities/steps", base_date=start, end_date=last), before_request)
         days = []
         try:
             for entry in payload.get("activities-steps", []):
@@ -262,7 +274,8 @@ class FitbitLegacyProvider:
             raise ProviderError("activities/steps: unexpected answer") from exc
         return days
 
-    def sleep(self, *, access_token: str, start: date, end: date, tz: str) -> list[SleepSession]:
+    def sleep(self, *, access_token: str, start: date, end: date, tz: str,
+              before_request: BeforeRequest | None = None) -> list[SleepSession]:
         """Sleeps (v1.2 logs) ending on a local date in [start, end); Fitbit's local times read in ``tz``."""
         if (end - start).days > self.max_sleep_days:
             raise ValueError(f"at most {self.max_sleep_days} days a request")
@@ -275,7 +288,7 @@ class FitbitLegacyProvider:
             fb.API_VERSION = SLEEP_API_VERSION
             return fb.time_series("sleep", base_date=start, end_date=last)
 
-        payload = self._call(access_token, "sleep", fetch)
+        payload = self._call(access_token, "sleep", fetch, before_request)
         sessions = []
         try:
             for entry in payload.get("sleep", []):

@@ -13,10 +13,12 @@ from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth2Session
 
 from wearables.providers.base import (
+    BeforeRequest,
     Identity,
     NeedsReconnect,
     ProviderError,
     RateLimited,
+    RequestBudget,
     TemporaryFailure,
     TokenExpired,
     TokenSet,
@@ -30,6 +32,7 @@ SCOPES = [
 TIMEOUT = (5, 30)  # connect, read (seconds)
 STEPS_PAGE = 90
 SLEEP_PAGE = 25
+REQUESTS_PER_MINUTE = 300  # Google Health API: per user per minute (shared/WEARABLES.md)
 
 
 def _civil_date(day: date) -> dict[str, int]:
@@ -67,9 +70,16 @@ class GoogleHealthProvider:
     name = "google"
     max_steps_days = 90  # the roll-up's longest range
     max_sleep_days = 400  # the sleep list takes any range: one paginated stream per backfill
+    # A page holds 25 sleeps; assume a nap on every other day, so a page covers 16 days or more.
+    sleep_days_per_request = 16
 
     def __init__(self, *, client_id: str, client_secret: str, authorize_url: str, token_url: str,
-                 revoke_url: str, api_base: str) -> None:
+                 revoke_url: str, api_base: str,
+                 requests_per_minute: int | None = REQUESTS_PER_MINUTE) -> None:
+        # Google does not say how it counts a minute: plan as if any 60 seconds count. At least
+        # 2, the smallest step forward (a sleep page and a steps roll-up); 0 or None: no budget.
+        self.budget = (RequestBudget(max(requests_per_minute, 2), timedelta(minutes=1))
+                       if requests_per_minute else None)
         self.client_id = client_id
         self.client_secret = client_secret
         self.authorize_url = authorize_url
@@ -137,8 +147,10 @@ class GoogleHealthProvider:
     # --- data ---
 
     def _call(self, method: str, path: str, *, access_token: str,
-              body: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> dict[str, Any]:
+              body: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+              before_request: BeforeRequest | None = None) -> dict[str, Any]:
+        if before_request is not None:
+            before_request()
         self.requests_made += 1
         try:
             response = self.http.request(
@@ -167,7 +179,8 @@ class GoogleHealthProvider:
         return Identity(user_id=str(found["healthUserId"]),
                         legacy_user_id=str(found.get("legacyUserId") or ""))
 
-    def daily_steps(self, *, access_token: str, start: date, end: date) -> list[DaySteps]:
+    def daily_steps(self, *, access_token: str, start: date, end: date,
+                    before_request: BeforeRequest | None = None) -> list[DaySteps]:
         if (end - start).days > self.max_steps_days:
             raise ValueError("at most 90 days a request")
         body: dict[str, Any] = {"range": {"start": {"date": _civil_date(start)},
@@ -175,25 +188,28 @@ class GoogleHealthProvider:
                                 "windowSizeDays": 1, "pageSize": STEPS_PAGE}
         days = []
         for page in self._pages("POST", "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
-                                access_token=access_token, body=body):
+                                access_token=access_token, body=body,
+                                before_request=before_request):
             for point in page.get("rollupDataPoints", []):
                 civil = point["civilStartTime"]["date"]
                 count = int(point.get("steps", {}).get("countSum") or 0)
                 days.append(DaySteps(date(civil["year"], civil["month"], civil["day"]), count))
         return days
 
-    def sleep(self, *, access_token: str, start: date, end: date, tz: str) -> list[SleepSession]:
+    def sleep(self, *, access_token: str, start: date, end: date, tz: str,
+              before_request: BeforeRequest | None = None) -> list[SleepSession]:
         query = (f'sleep.interval.civil_end_time >= "{start.isoformat()}" AND '
                  f'sleep.interval.civil_end_time < "{end.isoformat()}"')
         params: dict[str, Any] = {"pageSize": SLEEP_PAGE, "filter": query}
         return [parse_sleep_point(point)
                 for page in self._pages("GET", "/v4/users/me/dataTypes/sleep/dataPoints",
-                                        access_token=access_token, params=params)
+                                        access_token=access_token, params=params,
+                                        before_request=before_request)
                 for point in page.get("dataPoints", [])]
 
     def _pages(self, method: str, path: str, *, access_token: str,
-               body: dict[str, Any] | None = None,
-               params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+               body: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+               before_request: BeforeRequest | None = None) -> Iterator[dict[str, Any]]:
         token = None
         while True:
             if token:
@@ -201,7 +217,8 @@ class GoogleHealthProvider:
                     body = {**body, "pageToken": token}
                 else:
                     params = {**(params or {}), "pageToken": token}
-            page = self._call(method, path, access_token=access_token, body=body, params=params)
+            page = self._call(method, path, access_token=access_token, body=body, params=params,
+                              before_request=before_request)
             yield page
             token = page.get("nextPageToken")
             if not token:

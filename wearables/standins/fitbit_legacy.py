@@ -4,16 +4,22 @@ Tests and the offline demo point the legacy Fitbit adapter's URLs here. Paths mi
 ``/oauth2/authorize`` (www.fitbit.com), ``/oauth2/token``, ``/oauth2/revoke`` and the API under
 ``/1/``, ``/1.1/`` and ``/1.2/`` (api.fitbit.com). ``/_standin/...`` holds the test controls.
 With ``gone`` set, every API call answers 410 Gone, as the API has since the November 2026 shutdown,
-while the token endpoints keep working. Users are the generator's: user ``i`` here is the same person
-as user ``i`` of a Google stand-in with the same seed.
+while the token endpoints keep working. Like Fitbit's Subscriptions API, it verifies a subscriber
+endpoint (``?verify=`` with the right code, then a wrong one) and POSTs it signed notifications
+(``X-Fitbit-Signature``: base64 of HMAC-SHA1 over the body, keyed with the client secret and "&").
+Users are the generator's: user ``i`` here is the same person as user ``i`` of a Google stand-in with
+the same seed.
 Run it with ``python -m wearables.standins.fitbit_legacy --port 8602 [--gone] [--seed N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import hmac
 import html
+import json
 import logging
 import math
 import re
@@ -28,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+import requests
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import run_simple
@@ -140,6 +147,10 @@ class Stats:
 
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_user: Counter[str] = field(default_factory=Counter)
+    # API calls per user in each clock hour (the window Fitbit's limit counts in), by hour start.
+    requests_per_hour: dict[str, Counter[str]] = field(default_factory=dict)
+    notifications_sent: int = 0
+    notification_answers: list[int] = field(default_factory=list)
     recent_paths: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_PATHS))
     code_grants: int = 0
     refresh_grants: int = 0
@@ -155,6 +166,9 @@ class Stats:
         return {
             "requests": dict(self.requests),
             "requests_by_user": dict(self.requests_by_user),
+            "requests_per_hour": {user: dict(hours) for user, hours in self.requests_per_hour.items()},
+            "notifications_sent": self.notifications_sent,
+            "notification_answers": list(self.notification_answers),
             "recent_paths": list(self.recent_paths),
             "code_grants": self.code_grants,
             "refresh_grants": self.refresh_grants,
@@ -187,6 +201,7 @@ class StandinState:
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, Grant] = {}
         self.hour_counts: dict[str, tuple[int, int]] = {}  # user → (hour number, calls in that hour)
+        self.subscriber_url: str | None = None
 
     # --- accounts and consent -------------------------------------------------------------
 
@@ -338,6 +353,8 @@ class StandinState:
                 self.stats.sent_401 += 1
                 raise FitbitError(401, "expired_token", f"Access token expired: {token}. {_DOCS}")
             self.stats.requests_by_user[access.grant.user.encoded_id] += 1
+            hour = datetime.fromtimestamp(self.clock() // 3600 * 3600, UTC).isoformat()
+            self.stats.requests_per_hour.setdefault(access.grant.user.encoded_id, Counter())[hour] += 1
             return access
 
     def admit(self, user: User) -> dict[str, str]:
@@ -891,6 +908,97 @@ def direct_tokens() -> Response:
     user = state.user_for(str(body["login_hint"]) if body.get("login_hint") else None)
     tokens = state.grant_directly(user=user, scopes=tuple(scopes))
     return jsonify({**tokens, "index": user.index})
+
+
+# --- subscriptions: verifying a subscriber and sending it notifications -------------------------
+
+NOTIFY_TIMEOUT = 5.0  # Fitbit expects a subscriber to answer within 5 seconds
+COLLECTIONS = ("activities", "body", "foods", "sleep", "userRevokedAccess", "deleteUser")
+
+
+def sign_notification(body: bytes, client_secret: str) -> str:
+    """Fitbit's ``X-Fitbit-Signature``: base64(HMAC-SHA1(key = client secret + "&", body))."""
+    return base64.b64encode(hmac.new(f"{client_secret}&".encode(), body, hashlib.sha1).digest()).decode()
+
+
+@bp.post("/_standin/subscriber")
+def subscriber() -> Response:
+    """Verify a subscriber endpoint as Fitbit does, and keep it if it passes.
+
+    Body ``{"url", "verify_code"}``: GET ``url?verify=<code>`` must answer 204, then
+    ``url?verify=<another code>`` must answer 404.
+    """
+    state = _state()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not isinstance(
+            body.get("verify_code"), str):
+        return control_error('expected {"url": str, "verify_code": str}')
+    answers = {}
+    for name, code in (("correct", body["verify_code"]), ("incorrect", secrets.token_hex(16))):
+        try:
+            answers[name] = requests.get(body["url"], params={"verify": code}, timeout=NOTIFY_TIMEOUT,
+                                         allow_redirects=False).status_code
+        except requests.RequestException as error:
+            return control_error(f"the subscriber could not be reached: {type(error).__name__}")
+    verified = answers == {"correct": 204, "incorrect": 404}
+    with state.lock:
+        if verified:
+            state.subscriber_url = body["url"]
+    return jsonify({"verified": verified, "answers": answers})
+
+
+def _notification(state: StandinState, item: Any) -> dict[str, Any]:
+    """One notification in Fitbit's shape, from a test's shorthand; ValueError when it is wrong."""
+    if not isinstance(item, dict) or item.get("collectionType") not in COLLECTIONS:
+        raise ValueError(f"each notification needs a collectionType among {', '.join(COLLECTIONS)}")
+    owner = item.get("ownerId")
+    if owner is None:
+        user = state.user_for(str(item["login_hint"])) if item.get("login_hint") else None
+        if user is None:
+            raise ValueError("each notification needs an ownerId or a login_hint")
+        owner = user.encoded_id
+    day = item.get("date") or datetime.fromtimestamp(state.clock(), UTC).date().isoformat()
+    return {"collectionType": item["collectionType"], "date": str(day), "ownerId": str(owner),
+            "ownerType": "user", "subscriptionId": str(item.get("subscriptionId") or "hearten-1")}
+
+
+@bp.post("/_standin/notify")
+def notify() -> Response:
+    """POST signed notifications to the verified subscriber, as Fitbit does; answers its status.
+
+    Body ``{"notifications": [{"collectionType", "login_hint" | "ownerId", "date"?,
+    "subscriptionId"?}], "signature": "valid" | "forged" | "none"}``.
+    """
+    state = _state()
+    body = request.get_json(silent=True)
+    signature = body.get("signature", "valid") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not isinstance(body.get("notifications"), list) or signature not in (
+            "valid", "forged", "none"):
+        return control_error('expected {"notifications": [...], "signature": "valid" | "forged" | "none"}')
+    try:
+        notifications = [_notification(state, item) for item in body["notifications"]]
+    except ValueError as error:
+        return control_error(str(error))
+    with state.lock:
+        url = state.subscriber_url
+    if url is None:
+        return control_error("no verified subscriber: POST /_standin/subscriber first")
+    payload = json.dumps(notifications).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature != "none":
+        secret = state.client_secret if signature == "valid" else secrets.token_hex(16)
+        headers["X-Fitbit-Signature"] = sign_notification(payload, secret)
+    started = time.monotonic()
+    try:
+        status = requests.post(url, data=payload, headers=headers, timeout=NOTIFY_TIMEOUT,
+                               allow_redirects=False).status_code
+    except requests.RequestException as error:
+        return control_error(f"the subscriber could not be reached: {type(error).__name__}")
+    with state.lock:
+        state.stats.notifications_sent += 1
+        state.stats.notification_answers.append(status)
+    return jsonify({"status": status, "seconds": round(time.monotonic() - started, 3),
+                    "notifications": notifications})
 
 
 # --- the app ------------------------------------------------------------------------------------

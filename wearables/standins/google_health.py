@@ -138,12 +138,15 @@ class Config:
     fail_next: list[int] = field(default_factory=list)
     fail_next_token: list[int] = field(default_factory=list)
     today: date | None = None
+    # The largest sleep page served (Google's current maximum is 25; a revision may lower it).
+    sleep_page_max: int = SLEEP_PAGE_MAX
 
     def as_json(self) -> dict[str, Any]:
         """The settings as JSON."""
         return {
             "latency_ms": self.latency_ms,
             "rate_limit_per_minute": self.rate_limit_per_minute,
+            "sleep_page_max": self.sleep_page_max,
             "fail_next": list(self.fail_next),
             "fail_next_token": list(self.fail_next_token),
             "today": self.today.isoformat() if self.today else None,
@@ -156,6 +159,8 @@ class Stats:
 
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_user: Counter[str] = field(default_factory=Counter)
+    # The most API calls each user made within any 60 seconds (what the per-minute limit counts).
+    busiest_minute_by_user: Counter[str] = field(default_factory=Counter)
     code_grants: int = 0
     refresh_grants: int = 0
     refused_refreshes: int = 0
@@ -169,6 +174,7 @@ class Stats:
         return {
             "requests": dict(self.requests),
             "requests_by_user": dict(self.requests_by_user),
+            "busiest_minute_by_user": dict(self.busiest_minute_by_user),
             "code_grants": self.code_grants,
             "refresh_grants": self.refresh_grants,
             "refused_refreshes": self.refused_refreshes,
@@ -354,6 +360,8 @@ class StandinState:
                 raise ApiError(429, f"Quota exceeded: {limit} requests per minute per user.",
                                reason="RATE_LIMIT_EXCEEDED", retry_after=retry_after)
             calls.append(now)
+            busiest = self.stats.busiest_minute_by_user
+            busiest[user.health_user_id] = max(busiest[user.health_user_id], len(calls))
 
     def today_for(self, user: User) -> date:
         """The last day with data for a user: the configured today, else today in the user's zone."""
@@ -376,6 +384,8 @@ class StandinState:
                 self.config.fail_next_token = list(settings["fail_next_token"])
             if "today" in settings:
                 self.config.today = settings["today"]
+            if "sleep_page_max" in settings:
+                self.config.sleep_page_max = settings["sleep_page_max"]
             if settings.get("expire_access_tokens"):
                 now = self.clock()
                 for access in self.access_tokens.values():
@@ -776,8 +786,10 @@ def _list_points(user: str, data_type: str, method: str) -> Response:
     offset = _page_offset(request.args.get("pageToken", ""), fingerprint)
     if data_type == "sleep":
         bounds = parse_filter(text, data_type="sleep", which="end")
-        size = min(_whole_number(request.args.get("pageSize"), "page_size", default=SLEEP_PAGE_MAX),
-                   SLEEP_PAGE_MAX)
+        with state.lock:
+            page_max = state.config.sleep_page_max
+        size = min(_whole_number(request.args.get("pageSize"), "page_size", default=page_max),
+                   page_max)
         sleeps = _sleeps(state, caller, bounds, first, last)
         return jsonify(_page(sleeps, _identity, offset=offset, size=size, fingerprint=fingerprint,
                              key="dataPoints"))
@@ -985,7 +997,7 @@ def _validated_settings(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object")
     known = {"latency_ms", "rate_limit_per_minute", "fail_next", "fail_next_token", "today",
-             "expire_access_tokens", "revoke_refresh_tokens"}
+             "expire_access_tokens", "revoke_refresh_tokens", "sleep_page_max"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
@@ -995,6 +1007,9 @@ def _validated_settings(body: Any) -> dict[str, Any]:
     limit = body.get("rate_limit_per_minute")
     if limit is not None and not (is_count(limit) and limit > 0):
         raise ValueError("rate_limit_per_minute must be a whole number ≥ 1, or null for no limit")
+    if "sleep_page_max" in body and not (is_count(body["sleep_page_max"])
+                                         and 1 <= body["sleep_page_max"] <= SLEEP_PAGE_MAX):
+        raise ValueError(f"sleep_page_max must be a whole number from 1 to {SLEEP_PAGE_MAX}")
     for name in ("fail_next", "fail_next_token"):
         statuses = body.get(name, [])
         if not isinstance(statuses, list) or not all(is_count(s) and s in _STATUS_RANGE for s in statuses):
