@@ -17,6 +17,9 @@ from app.config import ROOT, load_config
 from app.extensions import csrf, limiter
 from feed import handlers as feed_handlers
 from feed import routes as feed_routes
+from feed.safety import handlers as safety_handlers
+from feed.safety import routes as safety_routes
+from feed.safety import rules as safety_rules
 from feed.texts import linkify
 from goals import handlers as goal_handlers
 from goals import routes as goal_routes
@@ -63,10 +66,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(feed_routes.api)
     app.add_template_filter(linkify, "linkify")
     goal_routes.add_goal_section(app, feed_routes.goal_section)
+    app.register_blueprint(safety_routes.bp)
+    app.register_blueprint(safety_routes.api)
+    safety_routes.init_app(app)
+    goal_routes.add_reach_check(app, safety_rules.not_blocked)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)
     wearable_handlers.register(bus)
     goal_handlers.register(bus)
     feed_handlers.register(bus)
+    safety_handlers.register(bus)
     return app

@@ -96,6 +96,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "INVITE_DAYS": _int("INVITE_DAYS", 14),
         "INVITE_MAX_USES": _int("INVITE_MAX_USES", 25),
         "RESET_LINK_HOURS": _int("RESET_LINK_HOURS", 24),
+        # Safety: whose crisis lines to show (feed/safety/resources.json), and how many different
+        # members' reports hide a post until a moderator has looked.
+        "CRISIS_COUNTRY": os.environ.get("CRISIS_COUNTRY", "US"),
+        "REPORT_HIDE_THRESHOLD": _int("REPORT_HIDE_THRESHOLD", 3),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "25 per 5 minutes"),
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

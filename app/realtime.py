@@ -102,9 +102,10 @@ def on_connect(auth_data: Any = None) -> None:
     with get_db().session(write=False) as session:
         for cohort in services.cohorts_of(session, user=user, role=CohortRole.MEMBER):
             join_room(cohort_room(cohort.id or 0))
-        for cohort in services.cohorts_of(session, user=user, role=CohortRole.COACH):
-            join_room(cohort_room(cohort.id or 0))
-            join_room(coaches_room(cohort.id or 0))
+        for role in (CohortRole.COACH, CohortRole.MODERATOR):
+            for cohort in services.cohorts_of(session, user=user, role=role):
+                join_room(cohort_room(cohort.id or 0))
+                join_room(coaches_room(cohort.id or 0))
     log.debug("socket %s joined for user %s", getattr(request, "sid", "?"), user.id)
 
 

@@ -44,3 +44,15 @@ class CommentAdded(DomainEvent):
     cohort_id: int
     author_id: int
     item_author_id: int
+
+
+@dataclass(frozen=True)
+class CrisisFlagged(DomainEvent):
+    """Words that may signal a crisis (or a report of self-harm content): the cohort's coaches
+    are alerted at once, whatever the hour."""
+
+    cohort_id: int
+    member_id: int
+    target_type: str  # item, comment or member
+    target_id: int
+    reason: str       # crisis_words or self_harm_report

@@ -71,6 +71,10 @@ class FeedItem(SQLModel, table=True):
     day: date | None = None
     value: int | None = None
     status: str = Field(default=ItemStatus.VISIBLE, max_length=10)
+    # Text about changing or stopping medication: shown with a note to talk with one's care team.
+    care_note: bool = False
+    # Set by a moderator: shown to readers as "this may be misleading", with this explanation.
+    misleading_note: str = Field(default="", max_length=500)
     cheer_count: int = 0
     comment_count: int = 0
     pinned_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
@@ -98,6 +102,7 @@ class Comment(SQLModel, table=True):
     author_id: int = Field(sa_column=_fk("user.id"))
     body: str = Field(max_length=500)
     status: str = Field(default=ItemStatus.VISIBLE, max_length=10)
+    care_note: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
@@ -165,11 +170,15 @@ class CommentPublic(SQLModel):
     id: int
     author: str
     body: str
+    status: ItemStatus
+    care_note: bool
     created_at: datetime
 
 
 class ItemPublic(SQLModel):
     id: int
+    care_note: bool = Field(description="Shown with a note to talk with one's care team.")
+    misleading_note: str = Field(description="A moderator's note that this may be misleading.")
     cohort_id: int
     kind: ItemKind
     author: str

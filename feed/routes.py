@@ -38,6 +38,7 @@ from feed.models import (
     ItemStatus,
     PostCreate,
 )
+from feed.safety import resources as crisis
 from goals import services as goals
 from goals.models import Goal, GoalStatus, Milestone, Visibility
 
@@ -72,6 +73,7 @@ comments_limit = limiter.shared_limit(
 class ItemView:
     item: FeedItem
     author: str
+    author_is_member: bool
     text: str
     cheers: dict[str, int]
     mine: set[str]
@@ -81,8 +83,9 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
     """Items with their author's name, their words, cheer counts and the viewer's own cheers,
     in a handful of queries however many items there are."""
     ids = [item.id or 0 for item in items]
-    authors = {user.id: user.display_name for user in session.exec(select(User).where(
+    people = {user.id: user for user in session.exec(select(User).where(
         col(User.id).in_({item.author_id for item in items})))}
+    authors = {user_id: user.display_name for user_id, user in people.items()}
     goal_ids = {item.goal_id for item in items if item.goal_id}
     goal_rows = {g.id: g for g in session.exec(select(Goal).where(col(Goal.id).in_(goal_ids)))}
     milestone_ids = {item.milestone_id for item in items if item.milestone_id}
@@ -91,6 +94,8 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
     counts = services.cheer_counts(session, ids)
     mine = services.my_cheers(session, member=viewer, item_ids=ids)
     return [ItemView(item=item, author=authors.get(item.author_id, ""),
+                     author_is_member=getattr(people.get(item.author_id), "role", "")
+                     == Role.MEMBER,
                      text=texts.item_text(item, goal=goal_rows.get(item.goal_id),
                                           milestone=milestones.get(item.milestone_id)),
                      cheers=counts.get(item.id or 0, {}), mine=mine.get(item.id or 0, set()))
@@ -99,7 +104,9 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
 
 def _public(view: ItemView) -> ItemPublic:
     item = view.item
-    return ItemPublic(id=item.id or 0, cohort_id=item.cohort_id, kind=ItemKind(item.kind),
+    return ItemPublic(id=item.id or 0, care_note=item.care_note,
+                      misleading_note=item.misleading_note, cohort_id=item.cohort_id,
+                      kind=ItemKind(item.kind),
                       author=view.author, author_id=item.author_id, text=view.text,
                       body=item.body, goal_id=item.goal_id, status=ItemStatus(item.status),
                       pinned=item.pinned_at is not None, created_at=item.created_at,
@@ -109,7 +116,8 @@ def _public(view: ItemView) -> ItemPublic:
 
 def _comment_public(comment: Comment, authors: dict[int | None, str]) -> CommentPublic:
     return CommentPublic(id=comment.id or 0, author=authors.get(comment.author_id, ""),
-                         body=comment.body, created_at=comment.created_at)
+                         body=comment.body, status=ItemStatus(comment.status),
+                         care_note=comment.care_note, created_at=comment.created_at)
 
 
 def _int_arg(name: str) -> int | None:
@@ -153,7 +161,7 @@ def _feed_page(error: DomainError | None = None, form: dict[str, str] | None = N
         next_before=items[-1].id if len(items) == services.PAGE_SIZE else None,
         before=before, just_reading=reading, cheer_labels=texts.CHEERS,
         kinds=texts.KIND_LABELS, error=error, form=form or {}, key=secrets.token_urlsafe(16),
-        now=utcnow()), status
+        now=utcnow(), crisis_resources=crisis.take(), all_resources=crisis.resources()), status
 
 
 @bp.get("/feed")
@@ -195,6 +203,11 @@ def post_page() -> Any:
     except DomainError as exc:
         db_session.rollback()
         return _feed_page(exc, form, exc.status)
+    if item.status == ItemStatus.HELD:
+        crisis.show_next()
+        flash(_("Thank you for sharing this. It goes to your coach first, and they will be in "
+                "touch. If you need someone right now, the lines below are there for you."))
+        return redirect(url_for("feed.feed_page", cohort=item.cohort_id))
     flash(_("Shared with your group. Thank you for sharing."))
     return redirect(url_for("feed.feed_page", cohort=item.cohort_id))
 
@@ -206,7 +219,7 @@ def item_page(item_id: int, error: DomainError | None = None, status: int = 200
     viewer = auth.require_user()
     db_session = get_session()
     item, place = services.visible_item(db_session, viewer=viewer, item_id=item_id)
-    comments = services.comments_of(db_session, item=item)
+    comments = services.comments_of(db_session, viewer=viewer, item=item)
     authors = {u.id: u.display_name for u in db_session.exec(select(User).where(
         col(User.id).in_({c.author_id for c in comments})))}
     return render_template(
@@ -214,6 +227,7 @@ def item_page(item_id: int, error: DomainError | None = None, status: int = 200
         comments=[(c, authors.get(c.author_id, "")) for c in comments], error=error,
         cheer_labels=texts.CHEERS, key=secrets.token_urlsafe(16), now=utcnow(),
         last_seq=services.last_seq(db_session, cohort_id=place.cohort_id),
+        crisis_resources=crisis.take(), all_resources=crisis.resources(),
         just_reading=services.just_reading(db_session, member=viewer)), status
 
 
@@ -243,15 +257,20 @@ def cheer_page(item_id: int) -> BaseResponse:
 def comment_page(item_id: int) -> Any:
     db_session = get_session()
     try:
-        services.add_comment(db_session, author=auth.require_user(), item_id=item_id,
-                             body=request.form.get("body", ""),
-                             client_key=request.form.get("client_key") or None, now=utcnow())
+        comment = services.add_comment(db_session, author=auth.require_user(), item_id=item_id,
+                                       body=request.form.get("body", ""),
+                                       client_key=request.form.get("client_key") or None,
+                                       now=utcnow())
         db_session.commit()
     except DomainError as exc:
         db_session.rollback()
         if exc.status == 404:
             raise
         return item_page(item_id, exc, exc.status)
+    if comment is not None and comment.status == ItemStatus.HELD:
+        crisis.show_next()
+        flash(_("Thank you for sharing this. It goes to your coach first, and they will be in "
+                "touch. If you need someone right now, the lines below are there for you."))
     return redirect(url_for("feed.item_page", item_id=item_id) + "#comments")
 
 
@@ -421,7 +440,7 @@ def api_comments(item_id: int) -> list[CommentPublic]:
     viewer = auth.require_user()
     db_session = get_session()
     item, _place = services.visible_item(db_session, viewer=viewer, item_id=item_id)
-    comments = services.comments_of(db_session, item=item)
+    comments = services.comments_of(db_session, viewer=viewer, item=item)
     authors = {u.id: u.display_name for u in db_session.exec(select(User).where(
         col(User.id).in_({c.author_id for c in comments})))}
     return [_comment_public(c, authors) for c in comments]

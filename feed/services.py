@@ -25,7 +25,7 @@ from app.accounts.models import Cohort, CohortMembership, CohortRole, User
 from app.accounts.services import has_control_characters
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.events import record
-from feed.events import CheerGiven, CommentAdded, FeedChanged, FeedItemPosted
+from feed.events import CheerGiven, CommentAdded, CrisisFlagged, FeedChanged, FeedItemPosted
 from feed.exceptions import ItemNotFound
 from feed.models import (
     WRITTEN_KINDS,
@@ -40,6 +40,8 @@ from feed.models import (
     ItemKind,
     ItemStatus,
 )
+from feed.safety import rules
+from feed.safety.screening import screen
 from goals.models import Goal, GoalStatus, Visibility
 
 MAX_POST = 1000
@@ -62,6 +64,7 @@ class Seat:
 
     cohort_id: int
     coach: bool
+    moderator: bool = False  # a coach or a moderator of the cohort: may moderate its feed
 
 
 def seat(session: Session, *, viewer: User, cohort_id: int) -> Seat:
@@ -71,7 +74,8 @@ def seat(session: Session, *, viewer: User, cohort_id: int) -> Seat:
         col(CohortMembership.user_id) == viewer.id)).first()
     if role is None:
         raise NotFound()
-    return Seat(cohort_id=cohort_id, coach=role == CohortRole.COACH)
+    return Seat(cohort_id=cohort_id, coach=role == CohortRole.COACH,
+                moderator=role in (CohortRole.COACH, CohortRole.MODERATOR))
 
 
 def cohorts_for(session: Session, *, viewer: User) -> list[Cohort]:
@@ -95,13 +99,15 @@ def default_seat(session: Session, *, viewer: User, cohort_id: int | None) -> Se
 
 
 def visible_clause(viewer: User, place: Seat) -> ColumnElement[bool]:
-    """Items of the cohort the viewer may see: shown ones (their own held ones too), and for
-    items about a goal, only while that goal is shared with them (read at this moment)."""
+    """Items of the cohort the viewer may see: shown ones (their own held ones too), never from
+    someone either of them blocked or the viewer muted, and for items about a goal, only while
+    that goal is shared with them (read at this moment)."""
     goal_shared = (col(Goal.visibility).in_([Visibility.PEERS, Visibility.COACH]) if place.coach
                    else col(Goal.visibility) == Visibility.PEERS)
     mine = col(FeedItem.author_id) == viewer.id
     return and_(
         col(FeedItem.cohort_id) == place.cohort_id,
+        col(FeedItem.author_id).not_in(rules.unseen_authors(_id(viewer))),
         or_(col(FeedItem.status) == ItemStatus.VISIBLE,
             and_(mine, col(FeedItem.status) == ItemStatus.HELD)),
         or_(col(FeedItem.goal_id).is_(None), mine,
@@ -180,8 +186,9 @@ def _next_seq(session: Session, cohort_id: int) -> int:
     return int(seq)
 
 
-def _changed(session: Session, *, item: FeedItem, kind: EventKind,
-             cheers: dict[str, int] | None = None) -> int:
+def changed(session: Session, *, item: FeedItem, kind: EventKind,
+            cheers: dict[str, int] | None = None) -> int:
+    """Number a change in the item's cohort and publish it (after commit) for live delivery."""
     seq = _next_seq(session, item.cohort_id)
     session.add(FeedEvent(cohort_id=item.cohort_id, seq=seq, kind=kind, item_id=_id(item)))
     record(session, FeedChanged(cohort_id=item.cohort_id, seq=seq, kind=kind, item_id=_id(item),
@@ -208,10 +215,17 @@ def clean_text(raw: str, *, limit: int, field: str) -> str:
 def _publish(session: Session, item: FeedItem) -> FeedItem:
     session.add(item)
     session.flush()
-    _changed(session, item=item, kind=EventKind.ITEM)
-    record(session, FeedItemPosted(item_id=_id(item), cohort_id=item.cohort_id,
-                                   author_id=item.author_id, kind=item.kind))
+    announce(session, item=item)
     return item
+
+
+def announce(session: Session, *, item: FeedItem) -> None:
+    """An item appeared (or was held, for its author's eyes): numbered, delivered live, and,
+    once shown to the group, announced for notifications."""
+    changed(session, item=item, kind=EventKind.ITEM)
+    if item.status == ItemStatus.VISIBLE:
+        record(session, FeedItemPosted(item_id=_id(item), cohort_id=item.cohort_id,
+                                       author_id=item.author_id, kind=item.kind))
 
 
 def post(session: Session, *, author: User, cohort_id: int | None, kind: ItemKind, body: str,
@@ -221,8 +235,26 @@ def post(session: Session, *, author: User, cohort_id: int | None, kind: ItemKin
         raise InvalidInput(_l("Please choose a story or a tip."), field="kind")
     place = default_seat(session, viewer=author, cohort_id=cohort_id)
     text = clean_text(body, limit=MAX_POST, field="body")
-    return _publish(session, FeedItem(cohort_id=place.cohort_id, author_id=_id(author), kind=kind,
-                                      body=text, created_at=now))
+    _check_not_suspended(session, member=author, cohort_id=place.cohort_id, now=now)
+    verdict = screen(text)
+    item = FeedItem(cohort_id=place.cohort_id, author_id=_id(author), kind=kind, body=text,
+                    care_note=verdict.medication, created_at=now,
+                    status=ItemStatus.HELD if verdict.crisis else ItemStatus.VISIBLE)
+    _publish(session, item)
+    if verdict.crisis:
+        record(session, CrisisFlagged(cohort_id=item.cohort_id, member_id=_id(author),
+                                      target_type="item", target_id=_id(item),
+                                      reason="crisis_words"))
+    return item
+
+
+def _check_not_suspended(session: Session, *, member: User, cohort_id: int, now: datetime
+                         ) -> None:
+    until = rules.suspended_until(session, member_id=_id(member), cohort_id=cohort_id, now=now)
+    if until is not None:
+        raise Forbidden(_l("Posting and commenting are paused for you until %(day)s, as a "
+                           "moderator explained. You can still read, and you can ask for a "
+                           "second look on your Safety page.", day=f"{until:%Y-%m-%d}"))
 
 
 def _member_cohorts(session: Session, member_id: int) -> list[int]:
@@ -282,7 +314,7 @@ def remove_own(session: Session, *, author: User, item_id: int) -> None:
         raise ItemNotFound()
     item.status = ItemStatus.REMOVED
     session.add(item)
-    _changed(session, item=item, kind=EventKind.REMOVED)
+    changed(session, item=item, kind=EventKind.REMOVED)
 
 
 # --- cheers ---
@@ -323,7 +355,7 @@ def give_cheer(session: Session, *, member: User, item_id: int, kind: CheerKind,
         return False
     session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
                     .values(cheer_count=col(FeedItem.cheer_count) + 1))
-    _changed(session, item=item, kind=EventKind.CHEER,
+    changed(session, item=item, kind=EventKind.CHEER,
              cheers=cheer_counts(session, [item_id])[item_id])
     record(session, CheerGiven(item_id=item_id, cohort_id=item.cohort_id, member_id=_id(member),
                                item_author_id=item.author_id, kind=kind))
@@ -342,7 +374,7 @@ def undo_cheer(session: Session, *, member: User, item_id: int, kind: CheerKind)
     session.flush()
     session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
                     .values(cheer_count=col(FeedItem.cheer_count) - 1))
-    _changed(session, item=item, kind=EventKind.CHEER,
+    changed(session, item=item, kind=EventKind.CHEER,
              cheers=cheer_counts(session, [item_id]).get(item_id, {}))
     return True
 
@@ -358,23 +390,42 @@ def add_comment(session: Session, *, author: User, item_id: int, body: str,
         raise InvalidInput(_l("This post is waiting to be shared, so it cannot take comments "
                               "yet."))
     text = clean_text(body, limit=MAX_COMMENT, field="body")
+    _check_not_suspended(session, member=author, cohort_id=item.cohort_id, now=now)
     if not idempotency.claim(session, user_id=_id(author), key=client_key, action="comment"):
         return None
-    comment = Comment(item_id=item_id, author_id=_id(author), body=text, created_at=now)
+    verdict = screen(text)
+    comment = Comment(item_id=item_id, author_id=_id(author), body=text, created_at=now,
+                      care_note=verdict.medication,
+                      status=ItemStatus.HELD if verdict.crisis else ItemStatus.VISIBLE)
     session.add(comment)
-    session.execute(update(FeedItem).where(col(FeedItem.id) == item_id)
-                    .values(comment_count=col(FeedItem.comment_count) + 1))
     session.flush()
-    _changed(session, item=item, kind=EventKind.COMMENT)
-    record(session, CommentAdded(comment_id=_id(comment), item_id=item_id,
-                                 cohort_id=item.cohort_id, author_id=_id(author),
-                                 item_author_id=item.author_id))
+    if verdict.crisis:
+        record(session, CrisisFlagged(cohort_id=item.cohort_id, member_id=_id(author),
+                                      target_type="comment", target_id=_id(comment),
+                                      reason="crisis_words"))
+        return comment
+    publish_comment(session, item=item, comment=comment)
     return comment
 
 
-def comments_of(session: Session, *, item: FeedItem) -> list[Comment]:
+def publish_comment(session: Session, *, item: FeedItem, comment: Comment) -> None:
+    """A comment now shown to the group: counted, delivered live, and announced."""
+    session.execute(update(FeedItem).where(col(FeedItem.id) == item.id)
+                    .values(comment_count=col(FeedItem.comment_count) + 1))
+    changed(session, item=item, kind=EventKind.COMMENT)
+    record(session, CommentAdded(comment_id=_id(comment), item_id=_id(item),
+                                 cohort_id=item.cohort_id, author_id=comment.author_id,
+                                 item_author_id=item.author_id))
+
+
+def comments_of(session: Session, *, viewer: User, item: FeedItem) -> list[Comment]:
+    """An item's comments the viewer may see: shown ones and their own held ones, never from
+    someone either of them blocked or the viewer muted."""
     return list(session.exec(select(Comment).where(
-        col(Comment.item_id) == item.id, col(Comment.status) == ItemStatus.VISIBLE)
+        col(Comment.item_id) == item.id,
+        col(Comment.author_id).not_in(rules.unseen_authors(_id(viewer))),
+        or_(col(Comment.status) == ItemStatus.VISIBLE,
+            and_(col(Comment.author_id) == viewer.id, col(Comment.status) == ItemStatus.HELD)))
         .order_by(col(Comment.id))))
 
 
@@ -391,7 +442,7 @@ def pin_tip(session: Session, *, coach: User, item_id: int, pinned: bool, now: d
         raise InvalidInput(_l("Only tips can be pinned."))
     item.pinned_at = now if pinned else None
     session.add(item)
-    _changed(session, item=item, kind=EventKind.ITEM)
+    changed(session, item=item, kind=EventKind.ITEM)
     return item
 
 

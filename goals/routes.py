@@ -35,6 +35,7 @@ from app.db import get_session, utcnow
 from app.errors import DomainError, InvalidInput, NotFound
 from app.extensions import limiter
 from goals import services, texts
+from goals.exceptions import GoalNotFound
 from goals.models import (
     WEEKLY_KINDS,
     CheckInCreate,
@@ -219,6 +220,25 @@ def add_goal_section(app: Flask, section: GoalSection) -> None:
     app.extensions.setdefault(_SECTIONS, []).append(section)
 
 
+# Whether one member may reach another's goals at all, added by a floor above (the feed's blocks):
+# (session, viewer id, owner id) -> bool.
+ReachCheck = Callable[[Session, int, int], bool]
+_REACH = "hearten.goal_reach_checks"
+
+
+def add_reach_check(app: Flask, check: ReachCheck) -> None:
+    app.extensions.setdefault(_REACH, []).append(check)
+
+
+def _reachable(session: Session, viewer: User, owner_id: int) -> None:
+    """NotFound when someone else's goals are out of the viewer's reach (a block, either way)."""
+    if viewer.id == owner_id:
+        return
+    if not all(check(session, viewer.id or 0, owner_id)
+               for check in current_app.extensions.get(_REACH, [])):
+        raise GoalNotFound()
+
+
 def home_section(session: Session, user: User) -> Markup:
     """The member home's "Today" card: each goal in a sentence, habits checked in with one tap."""
     goals = [g for g in services.goals_of(session, member=user)
@@ -313,6 +333,7 @@ def _goal_page(goal_id: int, error: DomainError | None = None,
     viewer = auth.require_user()
     db_session = get_session()
     goal = services.visible_goal(db_session, viewer=viewer, goal_id=goal_id)
+    _reachable(db_session, viewer, goal.member_id)
     owner = viewer if goal.member_id == viewer.id else get_user(db_session, goal.member_id)
     card = _cards(db_session, [goal], owner)[0]
     today = services.local_today(owner, utcnow())
@@ -449,6 +470,7 @@ def check_in_page(goal_id: int) -> Any:
 def shared_goals(member_id: int) -> str:
     viewer = auth.require_user()
     db_session = get_session()
+    _reachable(db_session, viewer, member_id)
     goals = services.visible_goals(db_session, viewer=viewer, owner_id=member_id)
     owner = get_user(db_session, member_id)
     return render_template("goals/shared.html", owner=owner,
@@ -540,6 +562,7 @@ def _visible_public(goal_id: int) -> GoalPublic:
     viewer = auth.require_user()
     db_session = get_session()
     goal = services.visible_goal(db_session, viewer=viewer, goal_id=goal_id)
+    _reachable(db_session, viewer, goal.member_id)
     owner = viewer if goal.member_id == viewer.id else get_user(db_session, goal.member_id)
     return _public(db_session, [goal], owner)[0]
 
@@ -616,6 +639,7 @@ def api_goal_history(goal_id: int) -> list[services.HistoryDay]:
     viewer = auth.require_user()
     db_session = get_session()
     goal = services.visible_goal(db_session, viewer=viewer, goal_id=goal_id)
+    _reachable(db_session, viewer, goal.member_id)
     owner = viewer if goal.member_id == viewer.id else get_user(db_session, goal.member_id)
     return services.history(db_session, goal=goal, today=services.local_today(owner, utcnow()),
                             days=days)
@@ -625,7 +649,9 @@ def api_goal_history(goal_id: int) -> list[services.HistoryDay]:
                response=MilestonePublic, many=True)
 def api_goal_milestones(goal_id: int) -> list[MilestonePublic]:
     db_session = get_session()
-    goal = services.visible_goal(db_session, viewer=auth.require_user(), goal_id=goal_id)
+    viewer = auth.require_user()
+    goal = services.visible_goal(db_session, viewer=viewer, goal_id=goal_id)
+    _reachable(db_session, viewer, goal.member_id)
     return [MilestonePublic(kind=MilestoneKind(m.kind), reached_on=m.reached_on, streak=m.streak,
                             text=texts.milestone(m.kind, m.streak, goal))
             for m in services.milestones_of(db_session, goal=goal)]
@@ -636,7 +662,9 @@ def api_goal_milestones(goal_id: int) -> list[MilestonePublic]:
                response=GoalPublic, many=True)
 def api_shared_goals(member_id: int) -> list[GoalPublic]:
     db_session = get_session()
-    goals = services.visible_goals(db_session, viewer=auth.require_user(), owner_id=member_id)
+    viewer = auth.require_user()
+    _reachable(db_session, viewer, member_id)
+    goals = services.visible_goals(db_session, viewer=viewer, owner_id=member_id)
     return _public(db_session, goals, get_user(db_session, member_id))
 
 

@@ -9,8 +9,10 @@ from sqlmodel import SQLModel
 
 # Every package's models, so that their tables are on SQLModel.metadata.
 import app.accounts.models
+import app.audit
 import app.idempotency  # noqa: F401
-import feed.models  # noqa: F401
+import feed.models
+import feed.safety.models  # noqa: F401
 import goals.models  # noqa: F401
 import wearables.models  # noqa: F401
 from app.config import load_config

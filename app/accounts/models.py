@@ -20,6 +20,7 @@ class Role(enum.StrEnum):
 class CohortRole(enum.StrEnum):
     MEMBER = "member"
     COACH = "coach"
+    MODERATOR = "moderator"  # a staff account that moderates the cohort's feed, nothing more
 
 
 def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Column[int]:

@@ -1,5 +1,6 @@
 // Hearten's only eager script: registers the service worker, fills in the timezone on the join
-// form, and loads the live module after first paint on pages that want live updates.
+// form, loads the live module after first paint on pages that want live updates, and the
+// composer's check where members write.
 
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
@@ -19,3 +20,5 @@ if (live && !saveData) {
   if (document.readyState === "complete") start();
   else addEventListener("load", start, { once: true });
 }
+
+if (document.querySelector("textarea[data-screen]")) import("./compose.js");

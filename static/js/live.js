@@ -57,6 +57,22 @@ export async function start() {
   socket.on("member_joined", addMember);
   socket.on("sync_progress", showProgress);
   socket.on("goal_progress", refreshGoals);
+  socket.on("crisis_alert", () => {
+    // Someone may need a coach now: the moderation badge counts up and the page says so.
+    const link = document.querySelector('a[href="/moderation"]');
+    let badge = document.querySelector("[data-moderation-count]");
+    if (!badge && link) {
+      badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.moderationCount = "";
+      badge.textContent = "0";
+      link.append(" ", badge);
+    }
+    if (badge) badge.textContent = String(Number(badge.textContent) + 1);
+    say(document.documentElement.lang === "es"
+      ? "Alguien puede necesitarte: hay una publicación esperando en Moderación."
+      : "Someone may need you: a post is waiting in Moderation.");
+  });
   socket.on("import_progress", (data) => {
     const bar = document.querySelector(`[data-import-progress="${data.import_id}"]`);
     if (bar) bar.value = data.share * bar.max;

@@ -1,0 +1,1 @@
+"""Safety, part of the feed: text screening, reports, blocks, mutes and the moderation queue."""
