@@ -100,6 +100,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # members' reports hide a post until a moderator has looked.
         "CRISIS_COUNTRY": os.environ.get("CRISIS_COUNTRY", "US"),
         "REPORT_HIDE_THRESHOLD": _int("REPORT_HIDE_THRESHOLD", 3),
+        # New-member care: hold this many of a new member's first posts for a coach (0: off).
+        "HOLD_NEW_MEMBER_POSTS": _int("HOLD_NEW_MEMBER_POSTS", 0),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "25 per 5 minutes"),
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -39,6 +39,7 @@ from feed.models import (
     PostCreate,
 )
 from feed.safety import resources as crisis
+from feed.safety.screening import screen
 from goals import services as goals
 from goals.models import Goal, GoalStatus, Milestone, Visibility
 
@@ -198,15 +199,20 @@ def post_page() -> Any:
             raise InvalidInput(_l("Please choose a story or a tip."), field="kind") from None
         item = services.post(db_session, author=auth.require_user(), kind=kind, body=form["body"],
                              cohort_id=int(form["cohort_id"]) if form["cohort_id"].isdigit()
-                             else None, now=utcnow())
+                             else None, now=utcnow(),
+                             hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
         db_session.commit()
     except DomainError as exc:
         db_session.rollback()
         return _feed_page(exc, form, exc.status)
-    if item.status == ItemStatus.HELD:
+    if item.status == ItemStatus.HELD and screen(item.body).crisis:
         crisis.show_next()
         flash(_("Thank you for sharing this. It goes to your coach first, and they will be in "
                 "touch. If you need someone right now, the lines below are there for you."))
+        return redirect(url_for("feed.feed_page", cohort=item.cohort_id))
+    if item.status == ItemStatus.HELD:
+        flash(_("Thank you for sharing. As you are new here, your first posts go to your coach "
+                "first; the group will see it soon."))
         return redirect(url_for("feed.feed_page", cohort=item.cohort_id))
     flash(_("Shared with your group. Thank you for sharing."))
     return redirect(url_for("feed.feed_page", cohort=item.cohort_id))
@@ -383,7 +389,8 @@ def api_post(body: PostCreate) -> ItemPublic:
     viewer = auth.require_user()
     db_session = get_session()
     item = services.post(db_session, author=viewer, cohort_id=body.cohort_id, kind=body.kind,
-                         body=body.body, now=utcnow())
+                         body=body.body, now=utcnow(),
+                         hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
     db_session.commit()
     return _public(_views(db_session, viewer, [item])[0])
 

@@ -229,23 +229,33 @@ def announce(session: Session, *, item: FeedItem) -> None:
 
 
 def post(session: Session, *, author: User, cohort_id: int | None, kind: ItemKind, body: str,
-         now: datetime) -> FeedItem:
-    """A story or a tip, written by a member (or a coach) of the cohort."""
+         now: datetime, hold_first: int = 0) -> FeedItem:
+    """A story or a tip, written by a member (or a coach) of the cohort. Words that may signal a
+    crisis hold it for a coach; so does being among a new member's first `hold_first` posts."""
     if kind not in WRITTEN_KINDS:
         raise InvalidInput(_l("Please choose a story or a tip."), field="kind")
     place = default_seat(session, viewer=author, cohort_id=cohort_id)
     text = clean_text(body, limit=MAX_POST, field="body")
     _check_not_suspended(session, member=author, cohort_id=place.cohort_id, now=now)
     verdict = screen(text)
+    held = verdict.crisis or (hold_first > 0 and not place.coach and _shown_posts(
+        session, author_id=_id(author)) < hold_first)
     item = FeedItem(cohort_id=place.cohort_id, author_id=_id(author), kind=kind, body=text,
                     care_note=verdict.medication, created_at=now,
-                    status=ItemStatus.HELD if verdict.crisis else ItemStatus.VISIBLE)
+                    status=ItemStatus.HELD if held else ItemStatus.VISIBLE)
     _publish(session, item)
     if verdict.crisis:
         record(session, CrisisFlagged(cohort_id=item.cohort_id, member_id=_id(author),
                                       target_type="item", target_id=_id(item),
                                       reason="crisis_words"))
     return item
+
+
+def _shown_posts(session: Session, *, author_id: int) -> int:
+    """How many of the member's own stories and tips the group has seen."""
+    return int(session.exec(select(func.count()).select_from(FeedItem).where(
+        col(FeedItem.author_id) == author_id, col(FeedItem.kind).in_(list(WRITTEN_KINDS)),
+        col(FeedItem.status) == ItemStatus.VISIBLE)).one())
 
 
 def _check_not_suspended(session: Session, *, member: User, cohort_id: int, now: datetime

@@ -35,6 +35,7 @@ from feed.safety.models import (
     ReportCreate,
     TargetType,
 )
+from feed.safety.screening import screen
 
 RESOURCES_FILE = Path(__file__).with_name("resources.json")
 NEEDS_REASON = frozenset({ActionKind.HIDE, ActionKind.DELETE, ActionKind.WARN,
@@ -362,6 +363,13 @@ class QueueEntry:
     target: Target
     reports: list[Report]
     held: bool
+
+    @property
+    def crisis(self) -> bool:
+        """Whether its words may signal a crisis (the reason most holds happen)."""
+        text = self.target.comment.body if self.target.comment else (
+            self.target.item.body if self.target.item else "")
+        return screen(text).crisis
 
 
 def queue(session: Session, *, moderator: User) -> list[QueueEntry]:

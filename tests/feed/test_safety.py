@@ -267,3 +267,17 @@ def test_coaches_cannot_be_blocked_and_strangers_cannot_be_muted(
                      headers=api_headers(sunny)).status_code == 404
     assert sunny.put(f"/api/v1/members/{outsider.id}/mute",
                      headers=api_headers(sunny)).status_code == 404
+
+
+def test_a_new_members_first_posts_can_be_held_for_review(app: Flask, session: Session) -> None:
+    app.config["HOLD_NEW_MEMBER_POSTS"] = 1  # off by default; a deployment turns it on
+    author = signed_in(app, "Sunny River")
+    first = post_story(author, "Hello everyone, I am new here.")
+    reader = signed_in(app, "Quiet Oak")
+    assert reader.get("/api/v1/feed").get_json()["items"] == []
+    coach = signed_in(app, "Coach Rosa")
+    page = coach.get("/moderation").get_data(as_text=True)
+    assert "a new member&#39;s first post" in page or "a new member's first post" in page
+    _act(coach, kind="approve", target_type="item", target_id=first)
+    second = post_story(author, "Second post, straight to the group.")
+    assert [i["id"] for i in reader.get("/api/v1/feed").get_json()["items"]] == [second, first]
