@@ -14,6 +14,7 @@ import app.idempotency  # noqa: F401
 import feed.models
 import feed.safety.models  # noqa: F401
 import goals.models  # noqa: F401
+import notify.models  # noqa: F401
 import wearables.models  # noqa: F401
 from app.config import load_config
 from app.db import make_engine, normalise_url
