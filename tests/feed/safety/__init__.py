@@ -1,0 +1,1 @@
+"""Tests of the feed's text screening."""
