@@ -25,6 +25,10 @@ from goals import handlers as goal_handlers
 from goals import routes as goal_routes
 from goals import tasks as goal_tasks  # noqa: F401  (registers the periodic task)
 from goals.cli import goals_cli
+from notify import bootstrap as notify_bootstrap
+from notify import handlers as notify_handlers
+from notify import routes as notify_routes
+from notify import tasks as notify_tasks  # noqa: F401  (registers the periodic tasks)
 from wearables import bootstrap as wearables_bootstrap
 from wearables import handlers as wearable_handlers
 from wearables import routes as wearable_routes
@@ -70,6 +74,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(safety_routes.api)
     safety_routes.init_app(app)
     goal_routes.add_reach_check(app, safety_rules.not_blocked)
+    app.register_blueprint(notify_routes.bp)
+    app.register_blueprint(notify_routes.api)
+    notify_routes.init_app(app)
+    notify_bootstrap.init_app(app)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)
@@ -77,4 +85,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     goal_handlers.register(bus)
     feed_handlers.register(bus)
     safety_handlers.register(bus)
+    notify_handlers.register(bus)
     return app

@@ -144,7 +144,7 @@ class SubscriptionCreate(SQLModel):
 
     endpoint: str = Field(max_length=1000)
     keys: SubscriptionKeys
-    expirationTime: int | None = None  # noqa: N815  (the browser's own name)
+    expirationTime: int | None = None  # the browser's own name for it
 
 
 class SubscriptionPublic(SQLModel):

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from flask_babel import force_locale, format_decimal
 from flask_babel import gettext as _gettext
 from flask_babel import ngettext as _ngettext
 
+from feed.texts import CHEERS
+from goals import texts as goal_texts
+from goals.models import Goal
 from notify.models import Kind, Notification
 
 MAX_PAYLOAD = 2048  # bytes of plaintext: the push service's 4 KB, after encryption, with room
@@ -44,12 +48,13 @@ def words(notification: Notification) -> Words:
         count = notification.count
         return Words(_("Cheers for you"), ngettext(
             "%(name)s cheered your post: %(cheer)s", "%(num)d peers cheered your post",
-            count, name=who, cheer=str(data.get("cheer", ""))))
+            count, name=who, cheer=str(CHEERS.get(str(data.get("cheer", "")), ""))))
     if kind == Kind.COMMENTS:
         return Words(_("A new comment"), _("%(name)s commented on your post.", name=who))
     if kind == Kind.MILESTONES:
-        return Words(_("A moment to celebrate"), str(data.get("text", "")) or _(
-            "You reached a milestone on one of your goals."))
+        goal = Goal(kind=str(data.get("goal_kind", "")), member_id=0, starts_on=date.today())
+        return Words(_("A moment to celebrate"), goal_texts.milestone(
+            str(data.get("milestone", "")), int(str(data.get("streak", 0))), goal))
     if kind == Kind.NUDGES:
         left = int(str(data.get("left", 0)))
         return Words(_("Nearly there"), _("%(left)s steps to go today, if you feel like a short "

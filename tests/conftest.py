@@ -124,6 +124,14 @@ def peer(session: Session, cohort: Cohort) -> User:
 
 
 @pytest.fixture
+def outsider(session: Session) -> User:
+    """A member of another cohort ("Elsewhere", run by Coach Ben)."""
+    other_coach = factories.make_coach(session, name="Coach Ben")
+    elsewhere = factories.make_cohort(session, coach=other_coach, name="Elsewhere")
+    return factories.make_member(session, cohort=elsewhere, name="Far Away")
+
+
+@pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The app under real gunicorn on a free port, sharing this test's database."""
     server = start_live_server(database_url=database_url, instance=tmp_path / "live")

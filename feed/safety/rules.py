@@ -28,6 +28,11 @@ def blocked_between(session: Session, first_id: int, second_id: int) -> bool:
     ).first() is not None
 
 
+def muted(session: Session, *, muter_id: int, muted_id: int) -> bool:
+    return session.exec(select(Mute.id).where(col(Mute.muter_id) == muter_id,
+                                              col(Mute.muted_id) == muted_id)).first() is not None
+
+
 def not_blocked(session: Session, viewer_id: int, owner_id: int) -> bool:
     """For other features' pages about a member (their shared goals): hidden across a block."""
     return not blocked_between(session, viewer_id, owner_id)

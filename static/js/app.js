@@ -22,3 +22,18 @@ if (live && !saveData) {
 }
 
 if (document.querySelector("textarea[data-screen]")) import("./compose.js");
+if (document.querySelector("[data-push]")) import("./push.js");
+
+// Signing out: this phone stops getting notifications meant for the member who leaves.
+for (const form of document.querySelectorAll("[data-signout]")) {
+  form.addEventListener("submit", () => {
+    navigator.serviceWorker?.ready.then((r) => r.pushManager?.getSubscription()).then((s) => {
+      if (!s) return;
+      const csrf = document.querySelector("meta[name=csrf-token]")?.content || "";
+      fetch("/api/v1/push/unsubscribe", { method: "POST", keepalive: true,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: JSON.stringify({ endpoint: s.endpoint }) }).catch(() => {});
+      s.unsubscribe();
+    }).catch(() => {});
+  });
+}

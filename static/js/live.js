@@ -57,6 +57,21 @@ export async function start() {
   socket.on("member_joined", addMember);
   socket.on("sync_progress", showProgress);
   socket.on("goal_progress", refreshGoals);
+  socket.on("inbox", (data) => {
+    // The unread count in the header follows the inbox live.
+    const link = document.querySelector('a[href="/inbox"]');
+    let badge = document.querySelector("[data-inbox-count]");
+    if (!badge && link && data.unread) {
+      badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.inboxCount = "";
+      link.append(" ", badge);
+    }
+    if (badge) {
+      if (data.unread) badge.textContent = String(data.unread);
+      else badge.remove();
+    }
+  });
   socket.on("crisis_alert", () => {
     // Someone may need a coach now: the moderation badge counts up and the page says so.
     const link = document.querySelector('a[href="/moderation"]');

@@ -5,19 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session
 
 from app.accounts.models import Cohort, User
-from tests import factories
 from tests.factories import api_headers, sign_in
-
-
-@pytest.fixture
-def outsider(session: Session) -> User:
-    """A member of another cohort, with its own coach."""
-    other_coach = factories.make_coach(session, name="Coach Ben")
-    elsewhere = factories.make_cohort(session, coach=other_coach, name="Elsewhere")
-    return factories.make_member(session, cohort=elsewhere, name="Far Away")
 
 
 def signed_in(app: Flask, name: str) -> FlaskClient:
