@@ -14,6 +14,9 @@ from flask import Flask
 from sqlmodel import Session, col, func, select
 
 from app.accounts.models import User
+from app.extensions import socketio
+from goals import services as goals
+from goals.models import GoalSettings
 from notify import services
 from notify.models import (
     Delivery,
@@ -28,6 +31,7 @@ from notify.models import (
 from notify.texts import push_message
 from tests.factories import api_headers, csrf_token, fresh
 from tests.feed.conftest import post_story, signed_in
+from wearables.services import enter_steps
 
 pytestmark = pytest.mark.usefixtures("cohort_people")
 
@@ -288,3 +292,36 @@ def test_opening_the_inbox_marks_it_read(app: Flask, session: Session, member: U
     page = client.get("/inbox").get_data(as_text=True)
     assert "Please connect your tracker again" in page
     assert client.get("/api/v1/inbox").get_json()["unread"] == 0
+
+
+def test_the_unread_count_moves_live(app: Flask, member: User) -> None:
+    author = signed_in(app, "Sunny River")
+    socket = socketio.test_client(app, flask_test_client=author)
+    item = post_story(author)
+    reader = signed_in(app, "Quiet Oak")
+    reader.post(f"/api/v1/feed/{item}/comments", json={"body": "Hi"}, headers=api_headers(reader))
+    counts = [e["args"][0]["unread"] for e in socket.get_received() if e["name"] == "inbox"]
+    assert counts == [1]
+    author.get("/inbox")
+    assert [e["args"][0]["unread"] for e in socket.get_received() if e["name"] == "inbox"] == [0]
+
+
+def test_the_evening_nudge_comes_once_when_a_goal_is_within_reach(
+        app: Flask, session: Session, member: User) -> None:
+    evening = datetime(2026, 11, 26, 19, 5, tzinfo=UTC)  # the default nudge time, 19:00 UTC
+    with app.app_context():
+        goal = goals.create_goal(session, member=member, now=evening - timedelta(days=1),
+                                 settings=GoalSettings(kind="steps", target=5000))
+        enter_steps(session, member=member, day=evening.date(), steps=3800, client_key=None,
+                    now=evening)
+        session.commit()
+        assert services.nudge(session, now=evening - timedelta(hours=2)) == 0  # not yet
+        assert services.nudge(session, now=evening) == 1
+        assert services.nudge(session, now=evening + timedelta(minutes=3)) == 0  # once a day
+        session.commit()
+    found = fresh(session).exec(select(Notification).where(
+        col(Notification.kind) == Kind.NUDGES)).one()
+    assert found.data == {"left": 1200} and found.url == f"/goals/{goal.id}"
+    with app.test_request_context():
+        assert push_message(found, language="en", preview=True).body == (
+            "1,200 steps to go today, if you feel like a short walk.")
