@@ -151,6 +151,17 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 512 * 1024 * 1024),
         "SYNC_EVERY_MINUTES": _int("SYNC_EVERY_MINUTES", 30),
         "RESYNC_DAYS": _int("RESYNC_DAYS", 3),
+        # Web Push: the VAPID private key (PEM or base64url; the public key is derived from it;
+        # outside production one is generated into instance/ on first use), the contact push
+        # services may write to, and how the sender behaves.
+        "VAPID_PRIVATE_KEY": os.environ.get("VAPID_PRIVATE_KEY", ""),
+        "VAPID_SUBJECT": os.environ.get("VAPID_SUBJECT", "" if production
+                                        else "mailto:care@hearten.example"),
+        "PUSH_CONCURRENCY": _int("PUSH_CONCURRENCY", 32),
+        "PUSH_MAX_ATTEMPTS": _int("PUSH_MAX_ATTEMPTS", 5),
+        "PUSH_TIMEOUT_SECONDS": _int("PUSH_TIMEOUT_SECONDS", 10),
+        # Plain-http push endpoints (local stand-ins only); refused in production.
+        "PUSH_ALLOW_HTTP_ENDPOINTS": os.environ.get("PUSH_ALLOW_HTTP_ENDPOINTS", "") == "1",
     }
     config.update(overrides)
     config["TESTING"] = bool(config.get("TESTING")) or app_env == "testing"
@@ -158,4 +169,20 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         config["SECRET_KEY"] = _secret_key(app_env, instance)
     if not config.get("TOKEN_KEYS"):
         config["TOKEN_KEYS"] = _token_keys(app_env, instance)
+    if production:
+        _check_push(config)
     return config
+
+
+def _check_push(config: dict[str, Any]) -> None:
+    """Production pushes need a VAPID key pair and a contact, and no plain-http endpoints."""
+    missing = [name for name in ("VAPID_PRIVATE_KEY", "VAPID_SUBJECT") if not config.get(name)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. In "
+            "production Hearten needs a VAPID key pair for Web Push (make one with `flask push "
+            "keys --generate` on any machine and set VAPID_PRIVATE_KEY) and a contact address for "
+            "push services (for example VAPID_SUBJECT=mailto:care@hearten.example).")
+    if config.get("PUSH_ALLOW_HTTP_ENDPOINTS"):
+        raise ConfigError("PUSH_ALLOW_HTTP_ENDPOINTS is for local stand-ins and cannot be set in "
+                          "production.")

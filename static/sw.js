@@ -36,3 +36,64 @@ self.addEventListener("fetch", (event) => {
     })));
   }
 });
+
+// --- Push: show what arrived, and open the right page on a tap ---
+
+const ICON = "/static/icons/icon-192.png";
+
+// Only pages of this app: a link in a push never leads elsewhere.
+function pageUrl(raw) {
+  try {
+    const url = new URL(raw || "/", self.location.origin);
+    return url.origin === self.location.origin ? url.href : new URL("/", self.location.origin).href;
+  } catch {
+    return new URL("/", self.location.origin).href;
+  }
+}
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = {};
+  }
+  const options = {
+    body: data.body || "",
+    icon: ICON,
+    badge: ICON,
+    data: { url: pageUrl(data.url) },
+  };
+  // The same tag replaces the notification already shown (a newer count, or a repeat after a
+  // retry) instead of adding a second one, quietly.
+  if (data.tag) options.tag = String(data.tag);
+  event.waitUntil(self.registration.showNotification(data.title || "Hearten", options));
+});
+
+// Focus a window of the app that is open and take it to the page, or open one.
+async function openPage(url) {
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const same = windows.find((client) => client.url === url)
+    || windows.find((client) => new URL(client.url).origin === self.location.origin);
+  if (same) {
+    try {
+      await same.focus();
+    } catch {
+      // Focusing is allowed only right after a tap; navigating still is.
+    }
+    if (same.url === url) return same;
+    try {
+      const moved = await same.navigate(url);
+      if (moved) return moved;
+    } catch {
+      // A window this worker does not control cannot be navigated: open a new one instead.
+    }
+  }
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const opening = openPage(pageUrl(event.notification.data && event.notification.data.url));
+  event.waitUntil(opening);
+});
