@@ -19,7 +19,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import select as columns
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -121,56 +122,64 @@ def _due(now: datetime) -> Any:
                     col(Delivery.claimed_until) <= now))
 
 
+def _set(session: Session, ids: Sequence[int], **values: Any) -> None:
+    """One UPDATE for many deliveries."""
+    if ids:
+        session.execute(update(Delivery).where(col(Delivery.id).in_(ids)).values(**values)
+                        .execution_options(synchronize_session=False))
+
+
 def _claim(db: Database, *, now: datetime, limit: int, report: DeliveryReport) -> list[_Job]:
     """Claim up to `limit` due deliveries in one committed transaction."""
     jobs: list[_Job] = []
     with db.transaction() as session:
-        rows = list(session.exec(
-            select(Delivery).where(_due(now))
+        due = session.execute(
+            select(Delivery.id, Delivery.notification_id, Delivery.subscription_id,
+                   Delivery.attempts).where(_due(now))
             .order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
-            .with_for_update(skip_locked=True)))
-        if not rows:
+            .with_for_update(skip_locked=True)).all()
+        if not due:
             return jobs
         notifications = {n.id: n for n in session.exec(select(Notification).where(
-            col(Notification.id).in_({row.notification_id for row in rows})))}
-        subscriptions = {s.id: s for s in session.exec(select(PushSubscription).where(
-            col(PushSubscription.id).in_({row.subscription_id for row in rows
-                                          if row.subscription_id is not None})))}
+            col(Notification.id).in_({row.notification_id for row in due})))}
+        subscriptions = {row.id: row for row in session.execute(
+            columns(col(PushSubscription.id), col(PushSubscription.member_id),
+                    col(PushSubscription.endpoint), col(PushSubscription.p256dh),
+                    col(PushSubscription.auth)).where(
+                col(PushSubscription.id).in_({row.subscription_id for row in due
+                                              if row.subscription_id is not None})))}
         members = {n.user_id for n in notifications.values()}
         languages = dict(session.exec(select(User.id, User.language).where(
             col(User.id).in_(members))).all())
         previews = dict(session.exec(select(NotificationPreference.member_id,
                                             NotificationPreference.preview).where(
             col(NotificationPreference.member_id).in_(members))).all())
-        for row in rows:
+        gone: list[int] = []
+        failed: list[int] = []
+        for row in due:
             notification = notifications.get(row.notification_id)
             subscription = subscriptions.get(row.subscription_id)
-            row.claimed_until = None
             if subscription is None or notification is None:
-                row.status = DeliveryStatus.GONE  # the device unsubscribed meanwhile
-                report.gone += 1
-                continue
-            if notification.expires_at <= now:
-                row.status = DeliveryStatus.FAILED
-                report.failed += 1
+                gone.append(row.id)  # the device unsubscribed meanwhile
+            elif notification.expires_at <= now:
+                failed.append(row.id)
                 log.info("push delivery %s expired before it could be sent", row.id)
-                continue
-            if subscription.member_id != notification.user_id:
-                row.status = DeliveryStatus.FAILED
-                report.failed += 1
+            elif subscription.member_id != notification.user_id:
+                failed.append(row.id)
                 log.error("push delivery %s names another member's device; not sent", row.id)
-                continue
-            row.status, row.claimed_until = DeliveryStatus.SENDING, now + CLAIM
-            row.attempts += 1
-            jobs.append(_Job(
-                delivery_id=row.id or 0, attempts=row.attempts,
-                subscription_id=subscription.id or 0, member_id=notification.user_id,
-                notification=notification, endpoint=subscription.endpoint,
-                p256dh=subscription.p256dh, auth=subscription.auth,
-                language=languages.get(notification.user_id) or "en",
-                preview=bool(previews.get(notification.user_id, False))))
-            session.add(row)
-    report.claimed = len(jobs)
+            else:
+                jobs.append(_Job(
+                    delivery_id=row.id, attempts=row.attempts + 1,
+                    subscription_id=subscription.id, member_id=notification.user_id,
+                    notification=notification, endpoint=subscription.endpoint,
+                    p256dh=subscription.p256dh, auth=subscription.auth,
+                    language=languages.get(notification.user_id) or "en",
+                    preview=bool(previews.get(notification.user_id, False))))
+        _set(session, gone, status=DeliveryStatus.GONE, claimed_until=None)
+        _set(session, failed, status=DeliveryStatus.FAILED, claimed_until=None)
+        _set(session, [job.delivery_id for job in jobs], status=DeliveryStatus.SENDING,
+             claimed_until=now + CLAIM, attempts=col(Delivery.attempts) + 1)
+    report.claimed, report.gone, report.failed = len(jobs), len(gone), len(failed)
     return jobs
 
 
@@ -247,28 +256,27 @@ def _mark(db: Database, jobs: Sequence[_Job], results: Sequence[PushResult], *, 
           max_attempts: int, report: DeliveryReport) -> None:
     """Record every answer in one short transaction, for the claims that are still ours."""
     with db.transaction() as session:
-        rows = {row.id: row for row in session.exec(
-            select(Delivery).where(col(Delivery.id).in_([job.delivery_id for job in jobs]))
-            .with_for_update())}
+        held = dict(session.execute(
+            select(Delivery.id, Delivery.attempts).where(
+                col(Delivery.id).in_([job.delivery_id for job in jobs]),
+                col(Delivery.status) == DeliveryStatus.SENDING).with_for_update()).all())
+        finished: dict[tuple[str, int | None], list[int]] = {}
         sent_notifications: set[int] = set()
         outcome_of_subscription: dict[int, str] = {}
         gone_subscriptions: set[int] = set()
         outcome_of_member: dict[int, str] = {}
         for job, result in zip(jobs, results, strict=True):
-            row = rows.get(job.delivery_id)
-            if row is None or row.status != DeliveryStatus.SENDING or row.attempts != job.attempts:
+            if held.get(job.delivery_id) != job.attempts:
                 continue  # another sender took this claim over after ours ran out
             outcome = _outcome(job, result, now=now, max_attempts=max_attempts)
-            row.status, row.claimed_until, row.last_status = outcome.status, None, result.status
             if outcome.status == DeliveryStatus.PENDING:
-                row.next_attempt_at = outcome.retry_at or now
-                if outcome.undo_attempt:
-                    row.attempts -= 1
+                _set(session, [job.delivery_id], status=DeliveryStatus.PENDING, claimed_until=None,
+                     last_status=result.status, next_attempt_at=outcome.retry_at or now,
+                     attempts=job.attempts - 1 if outcome.undo_attempt else job.attempts)
                 report.retried += 1
-                session.add(row)
                 continue
+            finished.setdefault((outcome.status, result.status), []).append(job.delivery_id)
             if outcome.status == DeliveryStatus.SENT:
-                row.sent_at = now
                 sent_notifications.add(job.notification.id or 0)
                 outcome_of_subscription[job.subscription_id] = "sent"
                 report.sent += 1
@@ -283,30 +291,35 @@ def _mark(db: Database, jobs: Sequence[_Job], results: Sequence[PushResult], *, 
                 outcome_of_member[job.member_id] = (
                     "sent" if outcome.status == DeliveryStatus.SENT
                     else "gone" if outcome.status == DeliveryStatus.GONE else "failed")
-            session.add(row)
-        session.flush()
+        for (status, code), ids in finished.items():
+            _set(session, ids, status=status, last_status=code, claimed_until=None,
+                 **({"sent_at": now} if status == DeliveryStatus.SENT else {}))
         if sent_notifications:
             session.execute(update(Notification)
                             .where(col(Notification.id).in_(sent_notifications))
-                            .values(state=NotificationState.SENT))
+                            .values(state=NotificationState.SENT)
+                            .execution_options(synchronize_session=False))
         for outcome_name in ("sent", "failed"):
             ids = [sid for sid, found in outcome_of_subscription.items()
                    if found == outcome_name and sid not in gone_subscriptions]
             if ids:
                 session.execute(update(PushSubscription)
                                 .where(col(PushSubscription.id).in_(ids))
-                                .values(last_outcome=outcome_name, last_outcome_at=now))
-        for subscription_id in gone_subscriptions:
-            subscription = session.get(PushSubscription, subscription_id)
-            if subscription is not None:
-                session.delete(subscription)  # its other deliveries keep a NULL device: gone
+                                .values(last_outcome=outcome_name, last_outcome_at=now)
+                                .execution_options(synchronize_session=False))
+        if gone_subscriptions:
+            # Its other deliveries keep a NULL device (the foreign key): they end as gone.
+            session.execute(delete(PushSubscription)
+                            .where(col(PushSubscription.id).in_(gone_subscriptions))
+                            .execution_options(synchronize_session=False))
         _ensure_preferences(session, set(outcome_of_member))
         for outcome_name in ("sent", "failed", "gone"):
             member_ids = [m for m, found in outcome_of_member.items() if found == outcome_name]
             if member_ids:
                 session.execute(update(NotificationPreference)
                                 .where(col(NotificationPreference.member_id).in_(member_ids))
-                                .values(last_outcome=outcome_name, last_outcome_at=now))
+                                .values(last_outcome=outcome_name, last_outcome_at=now)
+                                .execution_options(synchronize_session=False))
 
 
 def deliver_due(db: Database, sender: Sender, *, now: datetime, limit: int = DEFAULT_LIMIT,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import jwt
 import requests
@@ -244,6 +245,14 @@ class PushSender:
         self._tokens_lock = threading.Lock()
         self.tokens_signed = 0
         self.session = requests.Session()
+        # The environment's proxies and CA bundle are read once here, not on every request:
+        # requests' per-request look-up costs more CPU than the encryption does.
+        self.session.trust_env = False
+        self.session.proxies = {scheme: url for scheme, url in getproxies().items()
+                                if scheme in ("http", "https")}
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.session.verify = bundle
         adapter = HTTPAdapter(pool_connections=16, pool_maxsize=self.concurrency, max_retries=0,
                               pool_block=True)
         self.session.mount("https://", adapter)

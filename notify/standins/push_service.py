@@ -95,6 +95,8 @@ class PushService:
         self._devices: dict[str, _Device] = {}
         self._lock = threading.RLock()
         self.rejected: list[tuple[int, str]] = []  # (status, reason) for refused requests
+        # Tokens already verified, as a push service caches them (a sender reuses one for hours).
+        self._verified: dict[tuple[str, str], dict[str, Any]] = {}
 
     # --- as the browser ---
 
@@ -178,6 +180,14 @@ class PushService:
         params = dict(part.strip().split("=", 1) for part in match.group(1).split(",")
                       if "=" in part)
         token, key = params.get("t", ""), params.get("k", "")
+        with self._lock:
+            known = self._verified.get((token, key))
+        if known is not None:  # verified before: only the time and audience can have changed
+            if known["exp"] <= time.time():
+                return "the VAPID JWT has expired"
+            if known["aud"] != origin:
+                return "the VAPID JWT is meant for another origin"
+            return known, key
         try:
             raw = _unb64(key)
             public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
@@ -195,6 +205,10 @@ class PushService:
             return "the VAPID JWT expires more than 24 h from now"
         if not str(claims["sub"]).startswith(("mailto:", "https:")):
             return "the VAPID sub must be a mailto: or https: address"
+        with self._lock:
+            if len(self._verified) > 1000:
+                self._verified.clear()
+            self._verified[(token, key)] = claims
         return claims, key
 
     def receive(self, token: str) -> Response:
