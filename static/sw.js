@@ -97,3 +97,24 @@ self.addEventListener("notificationclick", (event) => {
   const opening = openPage(pageUrl(event.notification.data && event.notification.data.url));
   event.waitUntil(opening);
 });
+
+// The browser renewed this phone's subscription: tell the server the new one, so pushes keep
+// coming (the old endpoint is dropped there). Sent with the member's cookies; if they signed out
+// meanwhile, the server refuses and nothing is stored.
+self.addEventListener("pushsubscriptionchange", (event) => {
+  const renew = async () => {
+    const old = event.oldSubscription;
+    const fresh = event.newSubscription || await self.registration.pushManager.subscribe(
+      old ? old.options : { userVisibleOnly: true });
+    const page = await fetch("/api/v1/csrf-token", { credentials: "same-origin" });
+    const { csrf_token: csrf } = await page.json();
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf };
+    if (old) {
+      await fetch("/api/v1/push/unsubscribe", { method: "POST", credentials: "same-origin",
+        headers, body: JSON.stringify({ endpoint: old.endpoint }) }).catch(() => {});
+    }
+    await fetch("/api/v1/push/subscriptions", { method: "POST", credentials: "same-origin",
+      headers, body: JSON.stringify(fresh.toJSON()) });
+  };
+  event.waitUntil(renew().catch(() => {}));
+});
