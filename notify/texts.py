@@ -12,6 +12,7 @@ from flask_babel import force_locale, format_decimal
 from flask_babel import gettext as _gettext
 from flask_babel import ngettext as _ngettext
 
+from feed.models import CheerKind
 from feed.texts import CHEERS
 from goals import texts as goal_texts
 from goals.models import Goal
@@ -33,6 +34,13 @@ def ngettext(singular: str, plural: str, count: int, **values: Any) -> str:
     return str(_ngettext(singular, plural, count, **values))
 
 
+def _cheer(kind: str) -> str:
+    try:
+        return str(CHEERS[CheerKind(kind)])
+    except ValueError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Words:
     title: str
@@ -48,7 +56,7 @@ def words(notification: Notification) -> Words:
         count = notification.count
         return Words(_("Cheers for you"), ngettext(
             "%(name)s cheered your post: %(cheer)s", "%(num)d peers cheered your post",
-            count, name=who, cheer=str(CHEERS.get(str(data.get("cheer", "")), ""))))
+            count, name=who, cheer=_cheer(str(data.get("cheer", "")))))
     if kind == Kind.COMMENTS:
         return Words(_("A new comment"), _("%(name)s commented on your post.", name=who))
     if kind == Kind.MILESTONES:
