@@ -14,7 +14,9 @@ from app.accounts import handlers as account_handlers
 from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
+from app.demo import add_demo_seeder
 from app.extensions import csrf, limiter
+from feed import demo as feed_demo
 from feed import handlers as feed_handlers
 from feed import routes as feed_routes
 from feed.safety import handlers as safety_handlers
@@ -78,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(notify_routes.api)
     notify_routes.init_app(app)
     notify_bootstrap.init_app(app)
+    add_demo_seeder(app, feed_demo.seed)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)

@@ -17,7 +17,7 @@ from app import migrate
 from app.accounts import services
 from app.accounts.models import Role, User
 from app.db import get_db, utcnow
-from app.demo import demo_sign_ins, seed_demo
+from app.demo import demo_seeders, demo_sign_ins, seed_demo
 from app.errors import DomainError
 from app.urls import public_url
 
@@ -160,6 +160,9 @@ def seed() -> None:
                 return
         else:
             sign_ins = seed_demo(session, now=utcnow())
+            session.flush()
+            for seeder in demo_seeders(current_app):
+                seeder(session, utcnow())
     click.echo("Demo sign-ins (nickname / password):")
     for role, name, password in sign_ins:
         click.echo(f"  {role:<7} {name} / {password}")

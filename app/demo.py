@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from flask import Flask
 from sqlmodel import Session, col, select
 
 from app.accounts import services
@@ -16,6 +18,20 @@ MEMBERS = (
     ("Quiet Oak", "hearten-demo-member", "Europe/Madrid", "es"),
     ("Blue Heron", "hearten-demo-member", "America/Los_Angeles", "en"),
 )
+
+
+# A feature's own demo content (goals, posts), added after the accounts: (session, now) -> None.
+DemoSeeder = Callable[[Session, datetime], None]
+_SEEDERS = "hearten.demo_seeders"
+
+
+def add_demo_seeder(app: Flask, seeder: DemoSeeder) -> None:
+    app.extensions.setdefault(_SEEDERS, []).append(seeder)
+
+
+def demo_seeders(app: Flask) -> list[DemoSeeder]:
+    found: list[DemoSeeder] = app.extensions.get(_SEEDERS, [])
+    return found
 
 
 def seed_demo(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:

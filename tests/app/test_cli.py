@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.accounts.models import Role, User
+from feed.models import FeedItem
+from goals.models import Goal
 from tests import factories
 from tests.factories import csrf_token, sign_in
 
@@ -57,6 +59,12 @@ def test_demo_data_is_seeded_once_and_never_in_production(app: Flask, session: S
     assert first.exit_code == 0, first.output
     assert "Coach Rosa / hearten-demo-coach" in first.output
     count = len(factories.fresh(session).scalars(select(User)).all())
+    demo_goals = session.scalars(select(Goal)).all()
+    assert {(g.kind, g.visibility) for g in demo_goals} == {
+        ("steps", "peers"), ("habit", "peers"), ("sleep", "private")}
+    posts = session.scalars(select(FeedItem).order_by(FeedItem.id)).all()
+    assert [p.kind for p in posts] == ["goal_shared", "goal_shared", "tip", "story"]
+    assert posts[2].pinned_at is not None and posts[3].cheer_count == 2
     second = runner.invoke(args=["demo", "seed"])
     assert second.exit_code == 0 and "Sunny River" in second.output
     assert len(factories.fresh(session).scalars(select(User)).all()) == count
