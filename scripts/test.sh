@@ -21,7 +21,9 @@ env -u TEST_DATABASE_URL "$BIN/pytest" -q "$@"
 PG_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 if "$BIN/python" scripts/pg_ready.py "$PG_URL"; then
   echo "== pytest on PostgreSQL ($PG_URL)"
-  TEST_DATABASE_URL="$PG_URL" "$BIN/pytest" -q "$@"
+  echo "   (the Chromium page tests ran above on SQLite; they test pages, not the database, so"
+  echo "    this run leaves them out: -m 'not browser')"
+  TEST_DATABASE_URL="$PG_URL" "$BIN/pytest" -q -m "not browser" "$@"
 elif [ -n "${CI:-}" ]; then
   echo "PostgreSQL is not reachable at $PG_URL, and CI needs it." >&2
   exit 1
