@@ -13,7 +13,8 @@
 3. CPU time per message (time.process_time, this process only): the whole pooled run divided by
    the messages, and building one request (encrypt + headers) with the token cached vs signed anew.
 
-Loopback only; the stand-in runs in its own process. Figures only; not a test.
+Loopback only; the stand-in runs in its own process (gunicorn, connections kept alive as push
+services keep them). Figures only; not a test.
 """
 
 from __future__ import annotations
@@ -127,11 +128,16 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=200)
     args = parser.parse_args()
 
+    # The stand-in runs in its own process under gunicorn's threaded worker, which keeps
+    # connections alive as push services do (werkzeug's development server closes every one).
     port = _free_port()
     standin = subprocess.Popen(
-        [sys.executable, "-m", "notify.standins.push_service", "--port", str(port),
-         "--latency", str(args.latency_ms / 1000), "--quiet"], cwd=ROOT, env=dict(os.environ),
-        stderr=subprocess.DEVNULL)
+        [str(Path(sys.executable).parent / "gunicorn"), "-w", "1", "-k", "gthread",
+         "--threads", str(2 * args.concurrency), "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning",
+         f"notify.standins.push_service:create_push_standin(latency={args.latency_ms / 1000})"],
+        cwd=tempfile.mkdtemp(prefix="hearten-bench-standin-"),  # not the app's gunicorn.conf.py
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -139,7 +145,7 @@ def main() -> None:
                 requests.get(f"{url}/_standin/stats", timeout=1)
                 break
             except requests.RequestException:
-                time.sleep(0.1)
+                time.sleep(0.2)
         run(url, args)
     finally:
         standin.terminate()
@@ -207,7 +213,9 @@ def run(url: str, args: argparse.Namespace) -> None:
     signed_cpu = (time.process_time() - cpu) / rounds
 
     pooled_rate, naive_rate = args.messages / pooled_s, args.naive_messages / naive_s
-    print(f"\nPush delivery: {args.messages} messages to {args.devices} devices, the push endpoint "
+    print(f"\nMachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} when the run "
+          "began (other work on the machine slows every figure)")
+    print(f"Push delivery: {args.messages} messages to {args.devices} devices, the push endpoint "
           f"answering after {args.latency_ms} ms (loopback), PUSH_CONCURRENCY={args.concurrency}")
     print(f"{'':44} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
     print(f"{'pooled, concurrent, token cached':44} {args.messages:>9} {pooled_s:>8.2f} "
