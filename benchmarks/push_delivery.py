@@ -152,7 +152,20 @@ def main() -> None:
         standin.wait(timeout=10)
 
 
+def _busy_cores(seconds: float = 1.0) -> float:
+    """How many cores the machine kept busy over `seconds` (Linux /proc/stat), before we start."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+
+
 def run(url: str, args: argparse.Namespace) -> None:
+    load = _busy_cores()
     workdir = Path(os.environ["INSTANCE_PATH"])
     database_url = f"sqlite:///{workdir / 'bench.db'}"
     migrate.upgrade(database_url)
@@ -200,7 +213,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     target = PushTarget(device.endpoint, device.p256dh, device.auth, PushMessage(
         title="Hearten", body="You have encouragement waiting.", url="/feed", tag="cheers-1",
         urgency="normal", ttl=43200))
-    rounds = 500
+    rounds = 2000
     cpu = time.process_time()
     for _ in range(rounds):
         sender.request(target)
@@ -213,8 +226,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     signed_cpu = (time.process_time() - cpu) / rounds
 
     pooled_rate, naive_rate = args.messages / pooled_s, args.naive_messages / naive_s
-    print(f"\nMachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} when the run "
-          "began (other work on the machine slows every figure)")
+    print(f"\nMachine: {os.cpu_count()} cores, {load:.1f} of them busy with other work just "
+          "before the run (that slows every figure)")
     print(f"Push delivery: {args.messages} messages to {args.devices} devices, the push endpoint "
           f"answering after {args.latency_ms} ms (loopback), PUSH_CONCURRENCY={args.concurrency}")
     print(f"{'':44} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
