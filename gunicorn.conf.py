@@ -8,6 +8,9 @@ workers = 1
 worker_class = "gthread"
 # Each open socket holds a thread in threading mode, so allow plenty.
 threads = int(os.environ.get("GUNICORN_THREADS", "100"))
+# gthread caps open connections at worker_connections (1,000 by default): keep room for every
+# socket a thread can hold, plus plain requests.
+worker_connections = threads + 1000
 timeout = 60
 graceful_timeout = 20
 keepalive = 5

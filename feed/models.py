@@ -55,7 +55,10 @@ class FeedItem(SQLModel, table=True):
     """One post in a cohort's feed."""
 
     __tablename__ = "feed_item"
-    __table_args__ = (Index("ix_feed_item_cohort_recent", "cohort_id", "id"),)
+    __table_args__ = (Index("ix_feed_item_cohort_recent", "cohort_id", "id"),
+                      # "Tips that worked": pinned ones, then the most cheered.
+                      Index("ix_feed_item_cohort_pinned", "cohort_id", "pinned_at"),
+                      Index("ix_feed_item_cohort_tips", "cohort_id", "kind", "cheer_count", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     cohort_id: int = Field(sa_column=Column(Integer, ForeignKey("cohort.id", ondelete="CASCADE"),
@@ -197,6 +200,8 @@ class ItemPublic(SQLModel):
 class FeedPage(SQLModel):
     items: list[ItemPublic]
     last_seq: int = Field(description="Ask for ?after=this to get what changes next.")
+    more: bool = Field(default=False, description=(
+        "With ?after=: the answer stops at last_seq although more changed; ask again."))
     next_before: int | None = Field(description="Ask for ?before=this to scroll further back.")
 
 

@@ -179,10 +179,10 @@ def feed_changes() -> str:
     db_session = get_session()
     place = services.default_seat(db_session, viewer=viewer, cohort_id=_int_arg("cohort"))
     after = _int_arg("after") or 0
-    items, newest = services.changed_since(db_session, viewer=viewer, place=place, after=after)
-    return render_template("feed/_changes.html", views=_views(db_session, viewer, items),
-                           last_seq=newest, place=place, cheer_labels=texts.CHEERS,
-                           removed=services.removed_since(db_session, place=place, after=after),
+    found = services.changed_since(db_session, viewer=viewer, place=place, after=after)
+    return render_template("feed/_changes.html", views=_views(db_session, viewer, found.items),
+                           last_seq=found.through, more=found.more, place=place,
+                           cheer_labels=texts.CHEERS, removed=found.removed,
                            key=secrets.token_urlsafe(16), now=utcnow())
 
 
@@ -366,10 +366,10 @@ def api_feed() -> FeedPage:
     db_session = get_session()
     place = services.default_seat(db_session, viewer=viewer, cohort_id=_int_arg("cohort"))
     after = _int_arg("after")
+    more = False
     if after is not None:
-        items, newest = services.changed_since(db_session, viewer=viewer, place=place,
-                                               after=after)
-        next_before = None
+        found = services.changed_since(db_session, viewer=viewer, place=place, after=after)
+        items, newest, more, next_before = found.items, found.through, found.more, None
     else:
         limit = _int_arg("limit") or services.PAGE_SIZE
         if not 1 <= limit <= 100:
@@ -379,7 +379,7 @@ def api_feed() -> FeedPage:
         newest = services.last_seq(db_session, cohort_id=place.cohort_id)
         next_before = items[-1].id if len(items) == limit else None
     return FeedPage(items=[_public(v) for v in _views(db_session, viewer, items)],
-                    last_seq=newest, next_before=next_before)
+                    last_seq=newest, more=more, next_before=next_before)
 
 
 @api.operation("POST", "/feed", summary="Share a story or a tip with my peer group.",
@@ -420,9 +420,11 @@ def api_cheer(item_id: int, body: CheerCreate) -> CheerResult:
     db_session = get_session()
     stored = services.give_cheer(db_session, member=viewer, item_id=item_id, kind=body.kind,
                                  client_key=body.client_key, now=utcnow())
+    # Counted inside the transaction: after the commit, a busy pool could make the member wait
+    # (and see an error) for a cheer that is already stored.
+    counts = services.cheer_counts(db_session, [item_id]).get(item_id, {})
     db_session.commit()
-    return CheerResult(stored=stored,
-                       cheers=services.cheer_counts(db_session, [item_id]).get(item_id, {}))
+    return CheerResult(stored=stored, cheers=counts)
 
 
 @api.operation("DELETE", "/feed/<int:item_id>/cheers/<kind>", summary="Take my cheer back.",
@@ -436,9 +438,9 @@ def api_undo_cheer(item_id: int, kind: str) -> CheerResult:
     viewer = auth.require_user()
     db_session = get_session()
     stored = services.undo_cheer(db_session, member=viewer, item_id=item_id, kind=cheer)
+    counts = services.cheer_counts(db_session, [item_id]).get(item_id, {})
     db_session.commit()
-    return CheerResult(stored=stored,
-                       cheers=services.cheer_counts(db_session, [item_id]).get(item_id, {}))
+    return CheerResult(stored=stored, cheers=counts)
 
 
 @api.operation("GET", "/feed/<int:item_id>/comments", summary="An item's comments, oldest first.",

@@ -149,25 +149,35 @@ def last_seq(session: Session, *, cohort_id: int) -> int:
     return counter.last_seq if counter else 0
 
 
-def changed_since(session: Session, *, viewer: User, place: Seat, after: int
-                  ) -> tuple[list[FeedItem], int]:
+CATCH_UP_EVENTS = 500  # changes answered at once; a reader further behind asks again
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What changed after a reader's last number, complete up to `through`; `more` when the
+    reader was so far behind that they should ask again after `through`."""
+
+    items: list[FeedItem]
+    removed: list[int]
+    through: int
+    more: bool
+
+
+def changed_since(session: Session, *, viewer: User, place: Seat, after: int) -> CatchUp:
     """Items changed after sequence number `after` that the viewer may see (new ones, new cheers
-    or comments), newest first, and the last number so far."""
+    or comments, newest first) and those that went away, for at most CATCH_UP_EVENTS changes."""
     newest = last_seq(session, cohort_id=place.cohort_id)
     if after >= newest:
-        return [], newest
-    changed = select(FeedEvent.item_id).where(col(FeedEvent.cohort_id) == place.cohort_id,
-                                              col(FeedEvent.seq) > after)
-    items = list(session.exec(_visible(viewer, place).where(col(FeedItem.id).in_(changed))
-                              .order_by(col(FeedItem.id).desc()).limit(200)))
-    return items, newest
-
-
-def removed_since(session: Session, *, place: Seat, after: int) -> list[int]:
-    """Items that went away after `after` (so a reader takes them off the page)."""
-    return list(session.exec(select(FeedEvent.item_id).where(
-        col(FeedEvent.cohort_id) == place.cohort_id, col(FeedEvent.seq) > after,
-        col(FeedEvent.kind) == EventKind.REMOVED)))
+        return CatchUp(items=[], removed=[], through=newest, more=False)
+    events = list(session.exec(select(FeedEvent.seq, FeedEvent.item_id, FeedEvent.kind).where(
+        col(FeedEvent.cohort_id) == place.cohort_id, col(FeedEvent.seq) > after)
+        .order_by(col(FeedEvent.seq)).limit(CATCH_UP_EVENTS)))
+    through = events[-1][0] if events else newest
+    ids = {item_id for _seq, item_id, _kind in events}
+    items = list(session.exec(_visible(viewer, place).where(col(FeedItem.id).in_(ids))
+                              .order_by(col(FeedItem.id).desc()))) if ids else []
+    removed = sorted({item_id for _seq, item_id, kind in events if kind == EventKind.REMOVED})
+    return CatchUp(items=items, removed=removed, through=through, more=through < newest)
 
 
 # --- the sequence ---
@@ -458,11 +468,15 @@ def pin_tip(session: Session, *, coach: User, item_id: int, pinned: bool, now: d
 
 def tips_that_worked(session: Session, *, viewer: User, place: Seat, limit: int = 10
                      ) -> list[FeedItem]:
-    """Pinned tips first, then the most cheered."""
-    return list(session.exec(_visible(viewer, place).where(col(FeedItem.kind) == ItemKind.TIP)
-                             .order_by(col(FeedItem.pinned_at).is_(None),
-                                       col(FeedItem.cheer_count).desc(), col(FeedItem.id).desc())
-                             .limit(limit)))
+    """Pinned tips first, then the most cheered (two small indexed reads, not a sort of the
+    cohort's every item)."""
+    tips = _visible(viewer, place).where(col(FeedItem.kind) == ItemKind.TIP)
+    pinned = list(session.exec(tips.where(col(FeedItem.pinned_at).is_not(None))
+                               .order_by(col(FeedItem.pinned_at).desc()).limit(limit)))
+    cheered = list(session.exec(tips.where(col(FeedItem.pinned_at).is_(None))
+                                .order_by(col(FeedItem.cheer_count).desc(),
+                                          col(FeedItem.id).desc()).limit(limit)))
+    return (pinned + cheered)[:limit]
 
 
 # --- preferences ---

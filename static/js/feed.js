@@ -34,6 +34,7 @@ export function follow(socket) {
     for (const article of [...box.querySelectorAll("article[data-item]")].reverse()) place(article);
     last = Math.max(last, Number(box.dataset.lastSeq));
     feed.dataset.lastSeq = String(last);
+    if ("more" in box.dataset) again = true; // far behind: the rest comes in the next answer
   }
 
   function catchUp() {

@@ -9,6 +9,7 @@ import pytest
 from app import create_app
 from app.config import ConfigError, load_config
 from app.crypto import new_key
+from notify import push
 from tests.factories import csrf_token
 
 
@@ -62,6 +63,8 @@ def test_production_cookies_are_secure_host_only_and_pages_send_hsts(
         monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
     monkeypatch.setenv("SECRET_KEY", "a-production-secret-from-the-environment")
     monkeypatch.setenv("TOKEN_KEYS", new_key())
+    monkeypatch.setenv("VAPID_PRIVATE_KEY", push.generate_keys().private_raw())
+    monkeypatch.setenv("VAPID_SUBJECT", "mailto:care@hearten.example")
     app = create_app({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path),
                       "DATABASE_URL": database_url})
     client = app.test_client()

@@ -8,10 +8,11 @@ from flask import Flask
 from sqlmodel import Session, func, select
 
 from app.accounts.models import User
-from app.db import get_db
+from app.db import get_db, utcnow
 from app.extensions import socketio
+from feed import services as feed_services
 from feed.events import CheerGiven, CommentAdded, FeedItemPosted
-from feed.models import Cheer, Comment, FeedItem, ItemStatus
+from feed.models import Cheer, Comment, FeedItem, ItemKind, ItemStatus
 from tests.factories import api_headers, csrf_token, fresh
 from tests.feed.conftest import post_story, signed_in
 
@@ -297,3 +298,22 @@ def test_posting_too_much_in_an_hour_gets_a_kind_message(app: Flask, session: Se
     assert response.status_code == 429
     assert "You have shared a lot this hour" in response.get_json()["error"]["message"]
     assert _count(session, FeedItem) == 30
+
+
+def test_a_reader_far_behind_catches_up_in_steps_and_loses_nothing(
+        app: Flask, session: Session, member: User) -> None:
+    reader = signed_in(app, "Quiet Oak")
+    with app.app_context():
+        for n in range(feed_services.CATCH_UP_EVENTS + 30):
+            feed_services.post(session, author=member, cohort_id=None, kind=ItemKind.STORY,
+                               body=f"Note {n}", now=utcnow())
+        session.commit()
+    seen: set[int] = set()
+    after, rounds = 0, 0
+    while True:
+        page = reader.get(f"/api/v1/feed?after={after}").get_json()
+        seen |= {i["id"] for i in page["items"]}
+        after, rounds = page["last_seq"], rounds + 1
+        if not page["more"]:
+            break
+    assert rounds == 2 and len(seen) == feed_services.CATCH_UP_EVENTS + 30
