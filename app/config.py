@@ -84,6 +84,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'hearten.db'}",
         "REDIS_URL": redis_url,
+        # Database connections per process: enough for gunicorn's threads (a request holds at most
+        # one); a request that finds none free within DB_POOL_TIMEOUT seconds gets a clear 503.
+        "DB_POOL_SIZE": _int("DB_POOL_SIZE", 10),
+        "DB_MAX_OVERFLOW": _int("DB_MAX_OVERFLOW", 40),
+        "DB_POOL_TIMEOUT": _int("DB_POOL_TIMEOUT", 30),
         "JOBS_IMMEDIATE": os.environ.get("JOBS_IMMEDIATE", "") == "1",
         # Run the job worker inside the app process (the embedded set-up of `make run`).
         "JOBS_IN_PROCESS": os.environ.get("JOBS_IN_PROCESS", "") == "1",

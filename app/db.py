@@ -90,9 +90,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """The app's engine and event bus; hands out sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **engine_options: Any) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, **engine_options)
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self.bus = EventBus()
 
@@ -140,7 +140,9 @@ def get_session() -> Session:
 
 def init_app(app: Flask) -> None:
     """Bind a Database to `app` and close each request's session at teardown."""
-    app.extensions["hearten.db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["hearten.db"] = Database(
+        app.config["DATABASE_URL"], pool_size=app.config["DB_POOL_SIZE"],
+        max_overflow=app.config["DB_MAX_OVERFLOW"], pool_timeout=app.config["DB_POOL_TIMEOUT"])
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:

@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,12 @@ def init_app(app: Flask) -> None:
         # Input the checks let through but the database refused: the member's fault, not ours.
         log.warning("database refused a value on %s %s", request.method, request.path)
         return error_response(400, "bad_request", HTTP_MESSAGES[400])
+
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def _database_busy(exc: SQLAlchemyTimeoutError) -> Any:
+        # Every pooled connection stayed busy for the pool's whole wait: overloaded, not broken.
+        log.error("no database connection free on %s %s", request.method, request.path)
+        return error_response(503, "unavailable", HTTP_MESSAGES[503])
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> Any:

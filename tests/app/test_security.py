@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.accounts.models import User
+from app.db import get_db
 from tests.factories import sign_in
 from tests.live import LiveServer
 
@@ -86,3 +87,21 @@ def test_a_database_outage_is_answered_with_503_and_a_clear_message(tmp_path: Pa
     page = client.get("/api/v1/cohorts")
     assert page.status_code == 503
     assert page.get_json()["error"]["message"] == "Hearten is busy for a moment. Please try again soon."
+
+
+def test_when_every_database_connection_is_busy_the_answer_is_a_clear_503(
+        database_url: str, tmp_path: Path) -> None:
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                      "DATABASE_URL": database_url, "JOBS_IMMEDIATE": True,
+                      "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0, "DB_POOL_TIMEOUT": 1})
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["sid"] = "a signed-in device's token"  # the page has to look it up
+    held = get_db(app).engine.connect()  # the only connection, kept busy
+    try:
+        page = client.get("/api/v1/cohorts")
+    finally:
+        held.close()
+    assert page.status_code == 503
+    assert page.get_json()["error"]["message"] == "Hearten is busy for a moment. Please try again soon."
+    assert app.test_client().get("/healthz").status_code == 200  # and it recovers by itself
