@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlmodel import Session as SQLModelSession
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ class EventBus:
                 except Exception:  # a side effect must never undo or hide a committed change
                     log.exception("after-commit handler %s failed for %s",
                                   getattr(handler, "__qualname__", handler), type(event).__name__)
+
+
+def sqlmodel_session(session: Session) -> SQLModelSession:
+    """The session an in-transaction handler receives, typed as the SQLModel session it is."""
+    assert isinstance(session, SQLModelSession)  # every session the app hands out is SQLModel's
+    return session
 
 
 def record(session: Session, event: DomainEvent) -> None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request, session
-from flask_babel import format_date, format_datetime, format_timedelta, get_locale
+from flask_babel import format_date, format_datetime, format_timedelta, get_locale, gettext, ngettext
 
 from app.extensions import babel
+
+
+def text(message: str, **values: Any) -> str:
+    """gettext, typed as the str it returns (for features that write words in Python)."""
+    return str(gettext(message, **values))
+
+
+def plural(singular: str, plural_form: str, count: int, **values: Any) -> str:
+    """ngettext, typed as the str it returns."""
+    return str(ngettext(singular, plural_form, count, **values))
 
 
 def select_locale() -> str | None:

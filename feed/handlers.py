@@ -3,35 +3,23 @@ posts (in the same transaction); every change is delivered live to the cohort's 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session
 
 from app.accounts.models import User
 from app.db import utcnow
-from app.events import EventBus
+from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_cohort
 from feed import services
 from feed.events import FeedChanged
 from goals.events import GoalVisibilityChanged, MilestoneReached
 from goals.models import Goal, Visibility
-from goals.services import local_today
-
-# Milestones older than this (found by a backfill of past months) are celebrated on the goal's
-# own page, not posted to the group as if they were news.
-FRESH_MILESTONE_DAYS = 2
-
-
-def _as_sqlmodel(session: OrmSession) -> Session:
-    assert isinstance(session, Session)  # every session the app hands out is SQLModel's
-    return session
+from goals.services import milestone_is_news
 
 
 def on_goal_visibility_changed(session: OrmSession, event: GoalVisibilityChanged) -> None:
     if event.after != Visibility.PEERS:
         return
-    db = _as_sqlmodel(session)
+    db = sqlmodel_session(session)
     goal = db.get(Goal, event.goal_id)
     if goal is not None:
         services.share_goal(db, goal=goal, now=utcnow())
@@ -40,13 +28,13 @@ def on_goal_visibility_changed(session: OrmSession, event: GoalVisibilityChanged
 def on_milestone_reached(session: OrmSession, event: MilestoneReached) -> None:
     if event.visibility != Visibility.PEERS:
         return
-    db = _as_sqlmodel(session)
+    db = sqlmodel_session(session)
     goal, member = db.get(Goal, event.goal_id), db.get(User, event.member_id)
     if goal is None or member is None:
         return
     now = utcnow()
-    if event.reached_on < local_today(member, now) - timedelta(days=FRESH_MILESTONE_DAYS):
-        return
+    if not milestone_is_news(member, reached_on=event.reached_on, now=now):
+        return  # a backfill's old milestone: celebrated on the goal's page, not posted
     services.share_milestone(db, goal=goal, milestone_id=event.milestone_id, now=now)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask_babel import format_date
-from flask_babel import gettext as _gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from app.i18n import text as _
 from feed.models import CheerKind, FeedItem, ItemKind
 from goals import texts as goal_texts
 from goals.models import Goal, GoalKind, Milestone, MilestoneKind
@@ -23,9 +22,6 @@ CHEERS = {
 KIND_LABELS = {ItemKind.STORY: _l("A story"), ItemKind.TIP: _l("A tip that helps me")}
 _URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]", re.IGNORECASE)
 
-
-def _(message: str, **values: Any) -> str:
-    return str(_gettext(message, **values))
 
 
 def linkify(text: str) -> Markup:

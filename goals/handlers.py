@@ -4,28 +4,22 @@ milestones (the feed tells the group, when a goal is shared with it)."""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session
 
 from app.db import utcnow
-from app.events import EventBus
+from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_user
 from goals import services
 from goals.events import GoalProgressed, MilestoneReached
 from wearables.events import SleepSynced, StepsSynced
 
 
-def _as_sqlmodel(session: OrmSession) -> Session:
-    assert isinstance(session, Session)  # every session the app hands out is SQLModel's
-    return session
-
-
 def on_steps_synced(session: OrmSession, event: StepsSynced) -> None:
-    services.recompute_days(_as_sqlmodel(session), member_id=event.member_id, metric="steps", days=event.days,
-                            now=utcnow())
+    services.recompute_days(sqlmodel_session(session), member_id=event.member_id,
+                            metric="steps", days=event.days, now=utcnow())
 
 
 def on_sleep_synced(session: OrmSession, event: SleepSynced) -> None:
-    services.recompute_days(_as_sqlmodel(session), member_id=event.member_id, metric="sleep",
+    services.recompute_days(sqlmodel_session(session), member_id=event.member_id, metric="sleep",
                             days=event.nights, now=utcnow())
 
 

@@ -12,7 +12,6 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +44,7 @@ from goals.models import (
     Visibility,
 )
 from wearables.models import PRECEDENCE, DailySteps, SleepNight
+from wearables.services import local_today as local_today  # one rule for a member's day
 
 Metric = Literal["steps", "sleep"]
 
@@ -56,8 +56,12 @@ CHECK_IN_DAYS_BACK = 7          # a member may catch up on the past week
 HABIT_TITLE_LENGTH = (2, 80)
 
 
-def local_today(member: User, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(member.timezone)).date()
+NEWS_DAYS = 2  # milestones older than this (a backfill's months-old ones) are not news
+
+
+def milestone_is_news(member: User, *, reached_on: date, now: datetime) -> bool:
+    """Whether a milestone is fresh enough to tell the member and their group about."""
+    return reached_on >= local_today(member, now) - timedelta(days=NEWS_DAYS)
 
 
 def _id(row: User | Goal) -> int:

@@ -5,13 +5,11 @@ Warm and plain, never shaming: a day without data is "not yet", a missed day is 
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask_babel import format_decimal
-from flask_babel import gettext as _gettext
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext as _ngettext
 
+from app.i18n import plural as ngettext
+from app.i18n import text as _
 from goals.models import Goal, GoalKind, GoalStatus, GoalTemplate, MilestoneKind, Visibility
 from goals.services import Progress
 
@@ -43,12 +41,6 @@ VISIBILITY_LABELS = {
 }
 
 
-def _(message: str, **values: Any) -> str:
-    return str(_gettext(message, **values))
-
-
-def ngettext(singular: str, plural: str, count: int, **values: Any) -> str:
-    return str(_ngettext(singular, plural, count, **values))
 
 
 def clock(minutes: int) -> str:

@@ -4,31 +4,22 @@ is started and unread counts move live. Blocks and mutes hold here too."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from app.accounts.models import Cohort, User
 from app.db import get_db, utcnow
-from app.events import EventBus
+from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_user
 from feed.events import CheerGiven, CommentAdded, CrisisFlagged
 from feed.safety import rules
 from goals.events import MilestoneReached
 from goals.models import Goal
-from goals.services import local_today
+from goals.services import milestone_is_news
 from notify import services, tasks
 from notify.events import DeliveriesQueued, InboxChanged
 from notify.models import Kind
 from wearables.events import ReconnectNeeded
-
-FRESH_MILESTONE_DAYS = 2  # a backfill's months-old milestones are not news
-
-
-def _db(session: OrmSession) -> Session:
-    assert isinstance(session, Session)  # every session the app hands out is SQLModel's
-    return session
 
 
 def _reachable(session: Session, *, recipient_id: int, sender_id: int) -> bool:
@@ -39,7 +30,7 @@ def _reachable(session: Session, *, recipient_id: int, sender_id: int) -> bool:
 
 
 def on_cheer_given(session: OrmSession, event: CheerGiven) -> None:
-    db = _db(session)
+    db = sqlmodel_session(session)
     recipient, cheerer = db.get(User, event.item_author_id), db.get(User, event.member_id)
     if recipient is None or cheerer is None or not _reachable(
             db, recipient_id=event.item_author_id, sender_id=event.member_id):
@@ -50,7 +41,7 @@ def on_cheer_given(session: OrmSession, event: CheerGiven) -> None:
 
 
 def on_comment_added(session: OrmSession, event: CommentAdded) -> None:
-    db = _db(session)
+    db = sqlmodel_session(session)
     recipient, author = db.get(User, event.item_author_id), db.get(User, event.author_id)
     if recipient is None or author is None or not _reachable(
             db, recipient_id=event.item_author_id, sender_id=event.author_id):
@@ -61,12 +52,11 @@ def on_comment_added(session: OrmSession, event: CommentAdded) -> None:
 
 
 def on_milestone_reached(session: OrmSession, event: MilestoneReached) -> None:
-    db = _db(session)
+    db = sqlmodel_session(session)
     member = db.get(User, event.member_id)
     now = utcnow()
-    if member is None or event.reached_on < local_today(member, now) - timedelta(
-            days=FRESH_MILESTONE_DAYS):
-        return
+    if member is None or not milestone_is_news(member, reached_on=event.reached_on, now=now):
+        return  # a backfill's old milestone is not news
     goal = db.get(Goal, event.goal_id)
     services.notify(db, user=member, kind=Kind.MILESTONES,
                     topic=f"milestone-{event.milestone_id}",
@@ -77,7 +67,7 @@ def on_milestone_reached(session: OrmSession, event: MilestoneReached) -> None:
 
 def on_crisis_flagged(session: OrmSession, event: CrisisFlagged) -> None:
     """Urgent: past quiet hours and the budget, to every coach and moderator of the cohort."""
-    db = _db(session)
+    db = sqlmodel_session(session)
     cohort = db.get(Cohort, event.cohort_id)
     for coach in services.coaches_of(db, cohort_id=event.cohort_id):
         services.notify(db, user=coach, kind=Kind.CRISIS,
@@ -87,7 +77,7 @@ def on_crisis_flagged(session: OrmSession, event: CrisisFlagged) -> None:
 
 
 def on_reconnect_needed(session: OrmSession, event: ReconnectNeeded) -> None:
-    db = _db(session)
+    db = sqlmodel_session(session)
     member = db.get(User, event.member_id)
     if member is not None:
         services.notify(db, user=member, kind=Kind.TRACKER, topic=f"tracker-{event.provider}",

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from flask_babel import force_locale, format_decimal
-from flask_babel import gettext as _gettext
-from flask_babel import ngettext as _ngettext
 
+from app.i18n import plural as ngettext
+from app.i18n import text as _
 from feed.models import CheerKind
 from feed.texts import CHEERS
 from goals import texts as goal_texts
@@ -26,12 +25,6 @@ TTL_SECONDS = {Kind.CRISIS: 24 * 3600, Kind.NUDGES: 3 * 3600}
 DEFAULT_TTL = 12 * 3600
 
 
-def _(message: str, **values: Any) -> str:
-    return str(_gettext(message, **values))
-
-
-def ngettext(singular: str, plural: str, count: int, **values: Any) -> str:
-    return str(_ngettext(singular, plural, count, **values))
 
 
 def _cheer(kind: str) -> str:
