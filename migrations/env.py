@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 import app.accounts.models
 import app.audit
 import app.idempotency  # noqa: F401
+import coach.models  # noqa: F401
 import feed.models
 import feed.safety.models  # noqa: F401
 import goals.models  # noqa: F401

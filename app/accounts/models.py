@@ -92,6 +92,8 @@ class UserSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     last_seen_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     device: str = Field(default="", max_length=80)
+    # When this device passed the second factor (coaches and admins); None: password only.
+    two_factor_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class ResetToken(SQLModel, table=True):
@@ -105,6 +107,66 @@ class ResetToken(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     expires_at: datetime = Field(sa_column=_when())
+    used_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class ConsentMetric(enum.StrEnum):
+    STEPS = "steps"
+    SLEEP = "sleep"
+
+
+class ConsentLevel(enum.StrEnum):
+    NOTHING = "nothing"   # the coach sees none of it, and it stays out of cohort figures
+    SUMMARY = "summary"   # weekly averages, and the member counts in cohort figures
+    DETAIL = "detail"     # day by day
+
+
+class Consent(SQLModel, table=True):
+    """What a member lets their coaches see of one metric. No row: nothing (private by default)."""
+
+    __table_args__ = (UniqueConstraint("member_id", "metric"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=_fk("user.id"))
+    metric: str = Field(max_length=10)
+    level: str = Field(default=ConsentLevel.NOTHING, max_length=10)
+    changed_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class ResearchConsent(SQLModel, table=True):
+    """A member's separate yes to research use of their de-identified daily outcomes.
+
+    The row stays when they withdraw, so that the study id stays the same if they agree again."""
+
+    __tablename__ = "research_consent"
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"),
+                                            primary_key=True))
+    study_id: str = Field(max_length=16, unique=True)
+    agreed_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class TwoFactor(SQLModel, table=True):
+    """A coach's or admin's authenticator (TOTP): the secret, encrypted at rest."""
+
+    __tablename__ = "two_factor"
+
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"),
+                                          primary_key=True))
+    secret_enc: str = Field(max_length=400)
+    confirmed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    last_step: int = 0  # the last 30-second step a code was used for: each code works once
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-time code for when the authenticator is lost; only its hash is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=_fk("user.id"))
+    code_hash: str = Field(max_length=64)
     used_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
