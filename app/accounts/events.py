@@ -20,3 +20,21 @@ class SessionsEnded(DomainEvent):
 
     user_id: int
     session_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MemberLeftCohort(DomainEvent):
+    """A member was removed from a cohort (or left it); its figures no longer count them."""
+
+    user_id: int
+    cohort_id: int
+
+
+@dataclass(frozen=True)
+class ConsentChanged(DomainEvent):
+    """A member changed what their coaches may see of one metric (levels: nothing, summary, detail)."""
+
+    member_id: int
+    metric: str
+    before: str
+    after: str
