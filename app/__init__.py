@@ -9,13 +9,17 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, cli, db, errors, i18n, jobs, realtime, security, shell
-from app.accounts import auth
+from app.accounts import auth, two_factor_routes
 from app.accounts import handlers as account_handlers
 from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.demo import add_demo_seeder
 from app.extensions import csrf, limiter
+from coach import handlers as coach_handlers
+from coach import routes as coach_routes
+from coach import tasks as coach_tasks  # noqa: F401  (registers the nightly rebuild)
+from coach.cli import coach_cli
 from feed import demo as feed_demo
 from feed import handlers as feed_handlers
 from feed import routes as feed_routes
@@ -62,12 +66,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(shell.bp)
     app.register_blueprint(account_routes.bp)
     app.register_blueprint(account_routes.api)
+    app.register_blueprint(two_factor_routes.bp)
+    app.register_blueprint(two_factor_routes.api)
     app.register_blueprint(wearable_routes.bp)
     app.register_blueprint(wearable_routes.api)
     app.register_blueprint(goal_routes.bp)
     app.register_blueprint(goal_routes.api)
     shell.add_home_section(app, goal_routes.home_section)
     app.cli.add_command(goals_cli)
+    app.cli.add_command(coach_cli)
     app.register_blueprint(feed_routes.bp)
     app.register_blueprint(feed_routes.api)
     app.add_template_filter(linkify, "linkify")
@@ -78,6 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     goal_routes.add_reach_check(app, safety_rules.not_blocked)
     app.register_blueprint(notify_routes.bp)
     app.register_blueprint(notify_routes.api)
+    app.register_blueprint(coach_routes.bp)
+    app.register_blueprint(coach_routes.api)
     notify_routes.init_app(app)
     notify_bootstrap.init_app(app)
     add_demo_seeder(app, feed_demo.seed)
@@ -89,4 +98,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     feed_handlers.register(bus)
     safety_handlers.register(bus)
     notify_handlers.register(bus)
+    coach_handlers.register(bus)
     return app

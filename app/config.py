@@ -107,6 +107,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "REPORT_HIDE_THRESHOLD": _int("REPORT_HIDE_THRESHOLD", 3),
         # New-member care: hold this many of a new member's first posts for a coach (0: off).
         "HOLD_NEW_MEMBER_POSTS": _int("HOLD_NEW_MEMBER_POSTS", 0),
+        # Coach views: figures resting on fewer members than this show "fewer than K"; members
+        # not seen for this many days appear on the check-in list.
+        "SMALL_GROUP_MIN": _int("SMALL_GROUP_MIN", 5),
+        "CHECK_IN_IDLE_DAYS": _int("CHECK_IN_IDLE_DAYS", 7),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "25 per 5 minutes"),
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

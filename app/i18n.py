@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request, session
-from flask_babel import format_date, format_datetime, format_timedelta, get_locale, gettext, ngettext
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_percent,
+    format_timedelta,
+    get_locale,
+    gettext,
+    ngettext,
+)
 
 from app.extensions import babel
 
@@ -24,7 +33,7 @@ def select_locale() -> str | None:
     if not has_request_context():
         return None  # commands and jobs use the default, or force a locale themselves
     languages = current_app.config["LANGUAGES"]
-    user = g.get("user")
+    user = g.get("user") or g.get("pending_user")  # the second-factor page in their language
     if user is not None and user.language in languages:
         return str(user.language)
     chosen = session.get("lang")
@@ -41,7 +50,8 @@ def select_timezone() -> str | None:
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime,
-                                  format_timedelta=format_timedelta)
+                                  format_timedelta=format_timedelta,
+                                  format_decimal=format_decimal, format_percent=format_percent)
 
     @app.context_processor
     def _inject_locale() -> dict[str, Any]:

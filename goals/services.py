@@ -251,13 +251,15 @@ def change_goal(session: Session, *, member: User, goal_id: int, change: GoalCha
         goal.target, goal.per_week, goal.window_minutes)
     goal.title, goal.target = shape.title, shape.target
     goal.per_week, goal.window_minutes = shape.per_week, shape.window_minutes
-    if change.visibility is not None and change.visibility != goal.visibility:
-        record(session, GoalVisibilityChanged(member_id=goal.member_id, goal_id=_id(goal),
-                                              before=goal.visibility, after=change.visibility))
+    before = goal.visibility
+    if change.visibility is not None:
         goal.visibility = change.visibility
     goal.updated_at = now
     session.add(goal)
     session.flush()
+    if goal.visibility != before:  # recorded once the change is in: in-transaction handlers read it
+        record(session, GoalVisibilityChanged(member_id=goal.member_id, goal_id=_id(goal),
+                                              before=before, after=goal.visibility))
     if rules_changed:
         rebuild_goal(session, member=member, goal=goal, now=now)
     return goal

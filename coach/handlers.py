@@ -1,0 +1,90 @@
+"""What the coach rollups do when events arrive: in the same transaction as each change to a
+member's day, the member's and their cohorts' day rows move with it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import col, select
+
+from app.accounts.events import ConsentChanged, MemberJoined, MemberLeftCohort
+from app.accounts.models import User
+from app.db import utcnow
+from app.events import EventBus, sqlmodel_session
+from coach import rollups
+from feed.events import CheerGiven, CommentAdded, FeedItemPosted
+from goals.events import GoalProgressed, GoalVisibilityChanged
+from goals.models import GoalDay
+from wearables.events import SleepSynced, StepsSynced
+from wearables.services import local_today
+
+
+def _refresh(session: OrmSession, member_id: int, days: tuple[date, ...]) -> None:
+    rollups.refresh_member_days(sqlmodel_session(session), member_id=member_id, days=days)
+
+
+def _refresh_today(session: OrmSession, member_id: int) -> None:
+    member = session.get(User, member_id)
+    if member is not None:
+        _refresh(session, member_id, (local_today(member, utcnow()),))
+
+
+def on_steps(session: OrmSession, event: StepsSynced) -> None:
+    _refresh(session, event.member_id, event.days)
+
+
+def on_sleep(session: OrmSession, event: SleepSynced) -> None:
+    _refresh(session, event.member_id, event.nights)
+
+
+def on_goal_progressed(session: OrmSession, event: GoalProgressed) -> None:
+    _refresh(session, event.member_id, event.days)
+
+
+def on_goal_visibility(session: OrmSession, event: GoalVisibilityChanged) -> None:
+    """Shared with the coach or taken back: every day of that goal counts again, or no more."""
+    days = tuple(sqlmodel_session(session).exec(select(col(GoalDay.day)).where(
+        col(GoalDay.goal_id) == event.goal_id)))
+    if days:
+        _refresh(session, event.member_id, days)
+
+
+def on_posted(session: OrmSession, event: FeedItemPosted) -> None:
+    _refresh_today(session, event.author_id)
+
+
+def on_cheer(session: OrmSession, event: CheerGiven) -> None:
+    _refresh_today(session, event.member_id)
+
+
+def on_comment(session: OrmSession, event: CommentAdded) -> None:
+    _refresh_today(session, event.author_id)
+
+
+def on_joined(session: OrmSession, event: MemberJoined) -> None:
+    rollups.member_joined(sqlmodel_session(session), member_id=event.user_id,
+                          cohort_id=event.cohort_id)
+
+
+def on_left(session: OrmSession, event: MemberLeftCohort) -> None:
+    rollups.member_joined(sqlmodel_session(session), member_id=event.user_id,
+                          cohort_id=event.cohort_id, sign=-1)
+
+
+def on_consent(session: OrmSession, event: ConsentChanged) -> None:
+    rollups.consent_changed(sqlmodel_session(session), member_id=event.member_id,
+                            metric=event.metric, before=event.before, after=event.after)
+
+
+def register(bus: EventBus) -> None:
+    bus.in_transaction(StepsSynced, on_steps)
+    bus.in_transaction(SleepSynced, on_sleep)
+    bus.in_transaction(GoalProgressed, on_goal_progressed)
+    bus.in_transaction(GoalVisibilityChanged, on_goal_visibility)
+    bus.in_transaction(FeedItemPosted, on_posted)
+    bus.in_transaction(CheerGiven, on_cheer)
+    bus.in_transaction(CommentAdded, on_comment)
+    bus.in_transaction(MemberJoined, on_joined)
+    bus.in_transaction(MemberLeftCohort, on_left)
+    bus.in_transaction(ConsentChanged, on_consent)
