@@ -315,7 +315,7 @@ class CheckInRow:
     @property
     def weight(self) -> int:
         """Most in need first."""
-        return (4 * bool(self.changes) + 3 * (self.tracker == Light.RED) + 3 * self.reconnect
+        return (5 * bool(self.changes) + 3 * (self.tracker == Light.RED) + 3 * self.reconnect
                 + 2 * self.idle + 2 * (self.held_posts > 0) + (self.tracker == Light.AMBER))
 
 
@@ -351,7 +351,7 @@ def _changes(session: Session, *, member_ids: list[int], levels: Mapping[int, Ma
 
 
 def _per_member(rows: Iterable[tuple[int, Any]]) -> dict[int, Any]:
-    return dict(rows)
+    return dict(iter(rows))  # iter: a Result has keys(), which dict() would take for a mapping
 
 
 def check_in_list(session: Session, *, cohort_id: int, now: datetime, today: date,

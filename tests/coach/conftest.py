@@ -96,8 +96,9 @@ def now() -> datetime:
     return utcnow()
 
 
-@pytest.fixture(autouse=True)
-def _app_context(app: Flask) -> Iterator[None]:
-    """Services run inside the app, as in a request or a job (after-commit handlers need it)."""
+@pytest.fixture
+def in_app(app: Flask) -> Iterator[None]:
+    """Services called straight from a test run inside the app, as in a job (after-commit
+    handlers need it). Not for tests that send requests: those would share one `g`."""
     with app.app_context():
         yield

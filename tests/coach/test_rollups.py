@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
@@ -30,6 +31,8 @@ from tests.coach.conftest import (
 )
 from wearables import services as wearables
 from wearables.models import Connection, DailySteps, Source
+
+pytestmark = pytest.mark.usefixtures("in_app")
 
 
 def test_synced_steps_and_sleep_make_the_cohort_averages(session: Session, cohort: Cohort) -> None:
