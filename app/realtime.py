@@ -63,6 +63,15 @@ def close_session_sockets(session_id: int) -> None:
     _disconnect([sid for sid, owner in list(_open().items()) if owner == session_id])
 
 
+def leave_cohort(user_id: int, cohort_id: int) -> None:
+    """The user's sockets in this process stop hearing a cohort they were taken out of (a socket
+    in another process joins its rooms afresh when it next connects)."""
+    manager = socketio.server.manager
+    for sid, _eio_sid in list(manager.get_participants("/", f"user:{user_id}")):
+        for room in (cohort_room(cohort_id), coaches_room(cohort_id)):
+            socketio.server.leave_room(sid, room, namespace="/")
+
+
 def sweep_sockets() -> int:
     """Close this process's sockets whose session has ended or timed out; returns how many."""
     session_ids = set(_open().values())

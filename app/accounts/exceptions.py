@@ -47,5 +47,21 @@ class ResetLinkNotUsable(DomainError):
                          "Please ask your coach for a new one.")
 
 
-__all__ = ["Conflict", "DisplayNameTaken", "Forbidden", "InvalidCredentials", "InvalidInput",
-           "InviteExpired", "InviteNotUsable", "InviteUsedUp", "NotFound", "ResetLinkNotUsable"]
+class ConsentIsForMembers(Forbidden):
+    """Coaches and admins have no steps or sleep to share; consent belongs to members."""
+
+    code = "consent_is_for_members"
+    default_message = _l("Only members choose what they share. A coach or admin account has "
+                         "nothing to share here.")
+
+
+class LastCoach(Conflict):
+    """A cohort always keeps at least one coach."""
+
+    code = "last_coach"
+    default_message = _l("A group needs at least one coach. Please add another coach first.")
+
+
+__all__ = ["Conflict", "ConsentIsForMembers", "DisplayNameTaken", "Forbidden", "InvalidCredentials",
+           "InvalidInput", "InviteExpired", "InviteNotUsable", "InviteUsedUp", "LastCoach",
+           "NotFound", "ResetLinkNotUsable"]

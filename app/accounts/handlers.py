@@ -1,10 +1,11 @@
-"""What accounts do when events arrive: tell coaches about new members, close ended sessions."""
+"""What accounts do when events arrive: tell coaches about new members, close ended sessions,
+stop a removed member's sockets hearing their old cohort."""
 
 from __future__ import annotations
 
-from app.accounts.events import MemberJoined, SessionsEnded
+from app.accounts.events import MemberJoined, MemberLeftCohort, SessionsEnded
 from app.events import EventBus
-from app.realtime import close_session_sockets, emit_to_coaches
+from app.realtime import close_session_sockets, emit_to_coaches, leave_cohort
 
 
 def on_member_joined(event: MemberJoined) -> None:
@@ -18,6 +19,11 @@ def on_sessions_ended(event: SessionsEnded) -> None:
         close_session_sockets(session_id)
 
 
+def on_member_left_cohort(event: MemberLeftCohort) -> None:
+    leave_cohort(event.user_id, event.cohort_id)
+
+
 def register(bus: EventBus) -> None:
     bus.after_commit(MemberJoined, on_member_joined)
     bus.after_commit(SessionsEnded, on_sessions_ended)
+    bus.after_commit(MemberLeftCohort, on_member_left_cohort)

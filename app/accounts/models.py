@@ -241,3 +241,29 @@ class SessionPublic(SQLModel):
 class ResetLinkPublic(SQLModel):
     link: str
     expires_at: datetime
+
+
+class StaffAdd(SQLModel):
+    display_name: str = Field(max_length=60, description="The display name of a coach (or admin) account.")
+
+
+class StaffPublic(SQLModel):
+    id: int
+    display_name: str
+    role: CohortRole = Field(description="coach or moderator")
+
+
+class SharingPublic(SQLModel):
+    steps: ConsentLevel = Field(description="What my coaches see of my steps.")
+    sleep: ConsentLevel = Field(description="What my coaches see of my sleep.")
+    research: bool = Field(description="Whether my de-identified daily numbers go to research.")
+
+
+class SharingUpdate(SQLModel):
+    """Only what is sent changes; anything else sent is refused with a clear message."""
+
+    model_config = {"extra": "allow"}  # read by the view, so that an unknown metric is named
+
+    steps: str | None = Field(default=None, description="nothing, summary or detail")
+    sleep: str | None = Field(default=None, description="nothing, summary or detail")
+    research: bool | None = Field(default=None, description="true to agree, false to stop")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -17,16 +18,19 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.accounts import auth, services
-from app.accounts.exceptions import InviteNotUsable
+from app.accounts import auth, consent, services
+from app.accounts.exceptions import InvalidInput, InviteNotUsable, NotFound
 from app.accounts.models import (
     Cohort,
     CohortCreate,
     CohortPublic,
     CohortRole,
+    ConsentLevel,
+    ConsentMetric,
     Invite,
     InviteCreate,
     InvitePublic,
@@ -36,6 +40,10 @@ from app.accounts.models import (
     ResetLinkPublic,
     Role,
     SessionPublic,
+    SharingPublic,
+    SharingUpdate,
+    StaffAdd,
+    StaffPublic,
     User,
     UserPublic,
 )
@@ -151,6 +159,8 @@ def join_submit(code: str) -> Any:
         return _render_join(code, form, exc, exc.status)
     auth.login(user)
     flash(_("Welcome, %(name)s. We are glad you are here.", name=user.display_name))
+    flash(_("Your steps and sleep stay private unless you choose to share them. You can choose "
+            "at any time under “What your coach can see”."))
     return redirect(url_for("shell.member_home"))
 
 
@@ -243,6 +253,76 @@ def end_other_sessions() -> BaseResponse:
     return redirect(url_for("accounts.sessions_page"))
 
 
+# --- pages: what a member shares with their coaches, and with research ---
+
+METRIC_LABELS = {ConsentMetric.STEPS: _l("My steps"), ConsentMetric.SLEEP: _l("My sleep")}
+LEVEL_LABELS = {
+    ConsentLevel.NOTHING: (_l("Nothing"), _l("Your coach sees none of it, and your numbers stay "
+                                             "out of group figures.")),
+    ConsentLevel.SUMMARY: (_l("A weekly summary"), _l("Weekly averages, and your numbers count in "
+                                                      "group figures of at least 5 people.")),
+    ConsentLevel.DETAIL: (_l("Day by day"), _l("Your coach sees your numbers day by day, and they "
+                                               "count in group figures of at least 5 people.")),
+}
+
+
+def _sharing_view(error: DomainError | None = None, status: int = 200) -> tuple[str, int]:
+    member = auth.require_user()
+    with get_db().session(write=False) as read:
+        sharing = consent.sharing_of(read, member=member)
+    return render_template("accounts/sharing.html", sharing=sharing, metrics=METRIC_LABELS,
+                           levels=LEVEL_LABELS, error=error), status
+
+
+def _sharing_public(sharing: consent.Sharing) -> SharingPublic:
+    return SharingPublic(steps=sharing.levels[ConsentMetric.STEPS],
+                         sleep=sharing.levels[ConsentMetric.SLEEP], research=sharing.research)
+
+
+@bp.get("/settings/sharing")
+@auth.login_required
+def sharing_page() -> tuple[str, int]:
+    return _sharing_view()
+
+
+@bp.post("/settings/sharing")
+@auth.login_required
+def save_sharing_page() -> Any:
+    db_session = get_session()
+    chosen = {metric.value: request.form[metric.value] for metric in ConsentMetric
+              if metric.value in request.form}
+    try:
+        consent.update_sharing(db_session, member=auth.require_user(), levels=chosen,
+                               research=None, now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _sharing_view(exc, exc.status)
+    flash(_("Saved. Your coach sees only what you chose, and you can change it at any time."))
+    return redirect(url_for("accounts.sharing_page"))
+
+
+@bp.post("/settings/sharing/research")
+@auth.login_required
+def save_research_page() -> Any:
+    answer = request.form.get("research", "")
+    db_session = get_session()
+    try:
+        if answer not in ("yes", "no"):
+            raise InvalidInput(_l("Please choose whether to help research."), field="research")
+        consent.update_sharing(db_session, member=auth.require_user(), levels={},
+                               research=answer == "yes", now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _sharing_view(exc, exc.status)
+    if answer == "yes":
+        flash(_("Thank you for helping research. You can stop at any time."))
+    else:
+        flash(_("You have stopped sharing for research. Nothing more goes to the evaluation."))
+    return redirect(url_for("accounts.sharing_page"))
+
+
 # --- pages: coach home (cohorts, invites, members, reset links) ---
 
 
@@ -252,6 +332,8 @@ def _coach_view(**extra: Any) -> str:
         cohorts = services.cohorts_of(read, user=coach, role=CohortRole.COACH)
         groups = [{"cohort": cohort,
                    "members": services.members_of(read, cohort_id=cohort.id or 0),
+                   "coaches": services.coaches_of(read, cohort_id=cohort.id or 0),
+                   "moderators": services.moderators_of(read, cohort_id=cohort.id or 0),
                    "invites": [_invite_public(i) for i in
                                services.invites_of(read, cohort_id=cohort.id or 0)]}
                   for cohort in cohorts]
@@ -328,6 +410,102 @@ def reset_link_page(member_id: int) -> str:
     return render_template("accounts/reset_link.html", member=member,
                            link=public_url("accounts.reset", token=token),
                            expires_at=reset_row.expires_at)
+
+
+# --- pages: a cohort's people (removing members, co-coaches, moderators) ---
+
+
+def _confirm_removal(cohort_id: int, user_id: int, role: CohortRole) -> str:
+    """The page that asks a coach to confirm taking someone out of a group."""
+    with get_db().session(write=False) as read:
+        cohort = services.get_cohort_for_coach(read, coach=auth.require_user(),
+                                               cohort_id=cohort_id)
+        seat = services.membership_of(read, cohort_id=cohort_id, user_id=user_id)
+        if seat is None or seat.role != role:
+            raise NotFound()
+        person = services.get_user(read, user_id)
+    names = {"name": person.display_name, "group": cohort.name}
+    if role == CohortRole.MEMBER:
+        title = _("Remove %(name)s from %(group)s?", **names)
+        explanation = _("%(name)s will no longer see the group's posts or take part in them. They "
+                        "keep their account, their goals and their own numbers, and you can "
+                        "invite them back at any time.", **names)
+        action = url_for("accounts.remove_member_page", cohort_id=cohort_id, member_id=user_id)
+    else:
+        title = _("Take %(name)s off coaching %(group)s?", **names)
+        explanation = _("%(name)s will no longer see this group or its members. The group keeps "
+                        "its other coaches.", **names)
+        action = url_for("accounts.remove_coach_page", cohort_id=cohort_id, user_id=user_id)
+    return render_template("accounts/confirm_remove.html", title=title, explanation=explanation,
+                           action=action)
+
+
+def _manage(change: Callable[..., User], message: Callable[[User], str]) -> Any:
+    """Run one change to a group's people; then back to the coach home, or its error there."""
+    db_session = get_session()
+    try:
+        person = change(db_session, coach=auth.require_user(), now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _coach_view(error=exc), exc.status
+    flash(message(person))
+    return redirect(url_for("accounts.coach_home"))
+
+
+@bp.get("/coach/cohorts/<int:cohort_id>/members/<int:member_id>/remove")
+@auth.roles_required(*STAFF)
+def confirm_remove_member_page(cohort_id: int, member_id: int) -> str:
+    return _confirm_removal(cohort_id, member_id, CohortRole.MEMBER)
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/members/<int:member_id>/remove")
+@auth.roles_required(*STAFF)
+def remove_member_page(cohort_id: int, member_id: int) -> Any:
+    return _manage(
+        lambda db, **kw: services.remove_member(db, cohort_id=cohort_id, member_id=member_id, **kw),
+        lambda person: _("%(name)s is no longer in the group. Their account and their own data "
+                         "stay as they are.", name=person.display_name))
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/coaches")
+@auth.roles_required(*STAFF)
+def add_coach_page(cohort_id: int) -> Any:
+    name = request.form.get("display_name", "")
+    return _manage(
+        lambda db, **kw: services.add_co_coach(db, cohort_id=cohort_id, display_name=name, **kw),
+        lambda person: _("%(name)s now coaches this group too.", name=person.display_name))
+
+
+@bp.get("/coach/cohorts/<int:cohort_id>/coaches/<int:user_id>/remove")
+@auth.roles_required(*STAFF)
+def confirm_remove_coach_page(cohort_id: int, user_id: int) -> str:
+    return _confirm_removal(cohort_id, user_id, CohortRole.COACH)
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/coaches/<int:user_id>/remove")
+@auth.roles_required(*STAFF)
+def remove_coach_page(cohort_id: int, user_id: int) -> Any:
+    return _manage(
+        lambda db, **kw: services.remove_coach(db, cohort_id=cohort_id, user_id=user_id, **kw),
+        lambda person: _("%(name)s no longer coaches this group.", name=person.display_name))
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/moderators")
+@auth.roles_required(*STAFF)
+def add_moderator_page(cohort_id: int) -> Any:
+    name = request.form.get("display_name", "")
+    return _manage(
+        lambda db, **kw: services.add_moderator(db, cohort_id=cohort_id, display_name=name, **kw),
+        lambda person: _("%(name)s now moderates this group.", name=person.display_name))
+
+
+@bp.post("/coach/cohorts/<int:cohort_id>/moderators/<int:user_id>/remove")
+@auth.roles_required(*STAFF)
+def remove_moderator_page(cohort_id: int, user_id: int) -> Any:
+    return _manage(
+        lambda db, **kw: services.remove_moderator(db, cohort_id=cohort_id, user_id=user_id, **kw),
+        lambda person: _("%(name)s no longer moderates this group.", name=person.display_name))
 
 
 # --- JSON API ---
@@ -469,3 +647,98 @@ def api_reset_link(member_id: int) -> ResetLinkPublic:
     db_session.commit()
     return ResetLinkPublic(link=public_url("accounts.reset", token=token),
                            expires_at=reset_row.expires_at)
+
+
+@api.operation("DELETE", "/cohorts/<int:cohort_id>/members/<int:member_id>",
+               summary="Remove a member from a cohort; they keep their account (coaches).")
+@auth.roles_required(*STAFF)
+def api_remove_member(cohort_id: int, member_id: int) -> None:
+    db_session = get_session()
+    services.remove_member(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                           member_id=member_id, now=utcnow())
+    db_session.commit()
+
+
+def _staff_public(user: User, role: CohortRole) -> StaffPublic:
+    return StaffPublic(id=user.id or 0, display_name=user.display_name, role=role)
+
+
+@api.operation("GET", "/cohorts/<int:cohort_id>/staff",
+               summary="A cohort's coaches and moderators (coaches).", response=StaffPublic,
+               many=True)
+@auth.roles_required(*STAFF)
+def api_cohort_staff(cohort_id: int) -> list[StaffPublic]:
+    db_session = get_session()
+    services.get_cohort_for_coach(db_session, coach=auth.require_user(), cohort_id=cohort_id)
+    return ([_staff_public(u, CohortRole.COACH)
+             for u in services.coaches_of(db_session, cohort_id=cohort_id)]
+            + [_staff_public(u, CohortRole.MODERATOR)
+               for u in services.moderators_of(db_session, cohort_id=cohort_id)])
+
+
+@api.operation("POST", "/cohorts/<int:cohort_id>/coaches",
+               summary="Add a co-coach by display name (coaches).", body=StaffAdd,
+               response=StaffPublic, status=201)
+@auth.roles_required(*STAFF)
+def api_add_coach(cohort_id: int, body: StaffAdd) -> StaffPublic:
+    db_session = get_session()
+    added = services.add_co_coach(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                                  display_name=body.display_name, now=utcnow())
+    db_session.commit()
+    return _staff_public(added, CohortRole.COACH)
+
+
+@api.operation("DELETE", "/cohorts/<int:cohort_id>/coaches/<int:user_id>",
+               summary="Take a coach off a cohort; never its last one (coaches).")
+@auth.roles_required(*STAFF)
+def api_remove_coach(cohort_id: int, user_id: int) -> None:
+    db_session = get_session()
+    services.remove_coach(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                          user_id=user_id, now=utcnow())
+    db_session.commit()
+
+
+@api.operation("POST", "/cohorts/<int:cohort_id>/moderators",
+               summary="Add a moderator (a coach or admin account) by display name (coaches).",
+               body=StaffAdd, response=StaffPublic, status=201)
+@auth.roles_required(*STAFF)
+def api_add_moderator(cohort_id: int, body: StaffAdd) -> StaffPublic:
+    db_session = get_session()
+    added = services.add_moderator(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                                   display_name=body.display_name, now=utcnow())
+    db_session.commit()
+    return _staff_public(added, CohortRole.MODERATOR)
+
+
+@api.operation("DELETE", "/cohorts/<int:cohort_id>/moderators/<int:user_id>",
+               summary="Stop someone moderating a cohort (coaches).")
+@auth.roles_required(*STAFF)
+def api_remove_moderator(cohort_id: int, user_id: int) -> None:
+    db_session = get_session()
+    services.remove_moderator(db_session, coach=auth.require_user(), cohort_id=cohort_id,
+                              user_id=user_id, now=utcnow())
+    db_session.commit()
+
+
+@api.operation("GET", "/me/sharing",
+               summary="What my coaches see of my steps and sleep, and whether I help research.",
+               response=SharingPublic)
+@auth.login_required
+def api_sharing() -> SharingPublic:
+    return _sharing_public(consent.sharing_of(get_session(), member=auth.require_user()))
+
+
+@api.operation("PUT", "/me/sharing",
+               summary="Change what my coaches see, and my research choice (only what is sent).",
+               body=SharingUpdate, response=SharingPublic)
+@auth.login_required
+def api_update_sharing(body: SharingUpdate) -> SharingPublic:
+    db_session = get_session()
+    levels = {name: str(value) for name, value in (body.model_extra or {}).items()}
+    levels.update({metric.value: value for metric, value in
+                   ((ConsentMetric.STEPS, body.steps), (ConsentMetric.SLEEP, body.sleep))
+                   if value is not None})
+    sharing = consent.update_sharing(db_session, member=auth.require_user(), levels=levels,
+                                     research=body.research, now=utcnow())
+    db_session.commit()
+    return _sharing_public(sharing)

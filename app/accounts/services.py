@@ -18,9 +18,11 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app import audit
 from app.accounts import passwords
-from app.accounts.events import MemberJoined, SessionsEnded
+from app.accounts.events import MemberJoined, MemberLeftCohort, SessionsEnded
 from app.accounts.exceptions import (
+    Conflict,
     DisplayNameTaken,
     Forbidden,
     InvalidCredentials,
@@ -28,6 +30,7 @@ from app.accounts.exceptions import (
     InviteExpired,
     InviteNotUsable,
     InviteUsedUp,
+    LastCoach,
     NotFound,
     ResetLinkNotUsable,
 )
@@ -387,6 +390,143 @@ def add_coach(session: Session, *, cohort: Cohort, coach: User) -> None:
     assert cohort.id is not None and coach.id is not None
     session.add(CohortMembership(cohort_id=cohort.id, user_id=coach.id, role=CohortRole.COACH))
     session.flush()
+
+
+# --- managing a cohort's people (by one of its coaches) ---
+
+
+def moderators_of(session: Session, *, cohort_id: int) -> list[User]:
+    """The staff accounts that moderate the cohort's feed without coaching it."""
+    return list(session.scalars(
+        select(User).join(CohortMembership, col(CohortMembership.user_id) == col(User.id))
+        .where(col(CohortMembership.cohort_id) == cohort_id,
+               col(CohortMembership.role) == CohortRole.MODERATOR)
+        .order_by(col(User.name_key))))
+
+
+def membership_of(session: Session, *, cohort_id: int, user_id: int) -> CohortMembership | None:
+    """The user's place in the cohort (member, coach or moderator), if they have one."""
+    return session.exec(select(CohortMembership).where(
+        col(CohortMembership.cohort_id) == cohort_id,
+        col(CohortMembership.user_id) == user_id)).first()
+
+
+def _staff_named(session: Session, *, display_name: str) -> User:
+    """The account called `display_name`, or NotFound saying so (on the name field)."""
+    user = None
+    if not has_control_characters(display_name) and len(display_name) <= 60:
+        user = find_user(session, display_name=display_name)
+    if user is None:
+        raise NotFound(_l("We could not find anyone called “%(name)s”. Please check the "
+                          "spelling.", name=normalise_display_name(display_name)[:60]),
+                       field="display_name")
+    return user
+
+
+def _locked_cohort(session: Session, *, coach: User, cohort_id: int) -> Cohort:
+    """The cohort `coach` runs, locked until commit, so that two changes to its people queue."""
+    get_cohort_for_coach(session, coach=coach, cohort_id=cohort_id)
+    return session.exec(select(Cohort).where(col(Cohort.id) == cohort_id).with_for_update()).one()
+
+
+def _log(session: Session, *, coach: User, action: str, cohort_id: int, user_id: int,
+         now: datetime) -> None:
+    audit.log(session, actor_id=coach.id, action=action, subject_type="cohort",
+              subject_id=cohort_id, member_id=user_id, now=now)
+
+
+def remove_member(session: Session, *, coach: User, cohort_id: int, member_id: int,
+                  now: datetime) -> User:
+    """Take a member out of the cohort; they keep their account, goals and numbers."""
+    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    seat = membership_of(session, cohort_id=cohort_id, user_id=member_id)
+    if seat is None or seat.role != CohortRole.MEMBER:
+        raise NotFound(_l("That person is not a member of this group."))
+    member = get_user(session, member_id)
+    session.delete(seat)
+    session.flush()
+    record(session, MemberLeftCohort(user_id=member_id, cohort_id=cohort_id))
+    _log(session, coach=coach, action="cohort.member_removed", cohort_id=cohort_id,
+         user_id=member_id, now=now)
+    return member
+
+
+def add_co_coach(session: Session, *, coach: User, cohort_id: int, display_name: str,
+                 now: datetime) -> User:
+    """Let another coach account co-run the cohort (a moderator of it becomes a coach)."""
+    cohort = _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    new = _staff_named(session, display_name=display_name)
+    if new.role != Role.COACH:
+        raise InvalidInput(_l("%(name)s does not have a coach account. Only coaches can co-run "
+                              "a group.", name=new.display_name), field="display_name")
+    seat = membership_of(session, cohort_id=cohort_id, user_id=_id(new))
+    if seat is not None and seat.role != CohortRole.MODERATOR:
+        raise Conflict(_l("%(name)s already coaches this group.", name=new.display_name),
+                       field="display_name")
+    if seat is not None:
+        seat.role = CohortRole.COACH
+        session.add(seat)
+        session.flush()
+    else:
+        add_coach(session, cohort=cohort, coach=new)
+    _log(session, coach=coach, action="cohort.coach_added", cohort_id=cohort_id,
+         user_id=_id(new), now=now)
+    return new
+
+
+def remove_coach(session: Session, *, coach: User, cohort_id: int, user_id: int,
+                 now: datetime) -> User:
+    """Take a coach off the cohort (oneself included), as long as another coach remains."""
+    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    seat = membership_of(session, cohort_id=cohort_id, user_id=user_id)
+    if seat is None or seat.role != CohortRole.COACH:
+        raise NotFound(_l("That person does not coach this group."))
+    if len(coaches_of(session, cohort_id=cohort_id)) <= 1:
+        raise LastCoach()
+    removed = get_user(session, user_id)
+    session.delete(seat)
+    session.flush()
+    _log(session, coach=coach, action="cohort.coach_removed", cohort_id=cohort_id,
+         user_id=user_id, now=now)
+    return removed
+
+
+def add_moderator(session: Session, *, coach: User, cohort_id: int, display_name: str,
+                  now: datetime) -> User:
+    """Let a coach or admin account moderate the cohort's feed (and nothing more)."""
+    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    new = _staff_named(session, display_name=display_name)
+    if new.role not in (Role.COACH, Role.ADMIN):
+        raise InvalidInput(_l("%(name)s is not a coach or admin account. Only staff can "
+                              "moderate a group.", name=new.display_name), field="display_name")
+    seat = membership_of(session, cohort_id=cohort_id, user_id=_id(new))
+    if seat is not None and seat.role == CohortRole.MODERATOR:
+        raise Conflict(_l("%(name)s already moderates this group.", name=new.display_name),
+                       field="display_name")
+    if seat is not None:
+        raise Conflict(_l("%(name)s already coaches this group, and coaches moderate it "
+                          "already.", name=new.display_name), field="display_name")
+    session.add(CohortMembership(cohort_id=cohort_id, user_id=_id(new),
+                                 role=CohortRole.MODERATOR, joined_at=now))
+    session.flush()
+    _log(session, coach=coach, action="cohort.moderator_added", cohort_id=cohort_id,
+         user_id=_id(new), now=now)
+    return new
+
+
+def remove_moderator(session: Session, *, coach: User, cohort_id: int, user_id: int,
+                     now: datetime) -> User:
+    """Stop a staff account moderating the cohort."""
+    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    seat = membership_of(session, cohort_id=cohort_id, user_id=user_id)
+    if seat is None or seat.role != CohortRole.MODERATOR:
+        raise NotFound(_l("That person does not moderate this group."))
+    removed = get_user(session, user_id)
+    session.delete(seat)
+    session.flush()
+    _log(session, coach=coach, action="cohort.moderator_removed", cohort_id=cohort_id,
+         user_id=user_id, now=now)
+    return removed
 
 
 # --- invites ---
