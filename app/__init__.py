@@ -87,6 +87,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(notify_routes.api)
     app.register_blueprint(coach_routes.bp)
     app.register_blueprint(coach_routes.api)
+    app.register_blueprint(coach_routes.admin)
+    app.register_blueprint(coach_routes.admin_api)
     notify_routes.init_app(app)
     notify_bootstrap.init_app(app)
     add_demo_seeder(app, feed_demo.seed)

@@ -1,22 +1,26 @@
-"""Coach pages and API: a cohort's overview, its check-in list and one member's page."""
+"""Coach pages and API: a cohort's overview, its check-in list, one member's page and exports for
+evaluation; and the audit log for admins."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
 from pydantic import BaseModel
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth
+from app.accounts import services as accounts
 from app.accounts.models import ConsentMetric, Role, User
 from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_session, utcnow
-from app.errors import InvalidInput
-from coach import services
+from app.errors import DomainError, InvalidInput, NotFound
+from coach import audit_log, exports, services
 from coach.exceptions import BadWindow
 from coach.services import Figure, Overview
 from goals import texts as goal_texts
@@ -250,3 +254,236 @@ def api_member(cohort_id: int, member_id: int) -> MemberPagePublic:
         goals=[GoalSummary(id=g.id or 0, kind=g.kind, title=g.title,
                            current_streak=g.current_streak, status=g.status)
                for g in view.goals])
+
+
+# --- exports for evaluation ---
+
+
+def _day_arg(name: str) -> date:
+    raw = request.args.get(name, "").strip()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        message = (_("Please choose a start day, as a date like 2026-01-31.") if name == "start"
+                   else _("Please choose an end day, as a date like 2026-03-31."))
+        raise InvalidInput(message, field=name) from None
+
+
+def _export_range() -> tuple[date, date]:
+    return _day_arg("start"), _day_arg("end")
+
+
+def _export_kind() -> exports.ExportFormat:
+    raw = request.args.get("format", "")
+    if raw not in (exports.ExportFormat.CSV, exports.ExportFormat.JSON):
+        raise InvalidInput(_("Please choose a spreadsheet (CSV) or JSON."), field="format")
+    return exports.ExportFormat(raw)
+
+
+def _export(cohort_id: int, kind: exports.ExportFormat) -> exports.ExportResult:
+    """Run the export; its audit entry is committed only once the export has succeeded."""
+    coach = auth.require_user()
+    session = get_session()
+    services.cohort_for_coach(session, coach=coach, cohort_id=cohort_id)  # 404 before anything
+    start, end = _export_range()
+    _, today = _now_today(coach)
+    result = exports.export_rows(session, coach=coach, cohort_id=cohort_id, start=start, end=end,
+                                 today=today, min_group=_min_group(), kind=kind)
+    session.commit()
+    return result
+
+
+def _streamed(chunks: Iterator[str], mimetype: str, attachment: str | None = None) -> Response:
+    # The rows are read and the audit entry committed before this: writing needs no database.
+    response = Response(chunks, mimetype=mimetype)
+    if attachment:
+        response.headers["Content-Disposition"] = f'attachment; filename="{attachment}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json_chunks(result: exports.ExportResult) -> Iterator[str]:
+    columns, notes = exports.dictionary(min_group=_min_group())  # translated now, in the request
+    return exports.json_chunks(result, columns=columns, notes=notes)
+
+
+@bp.get("/cohorts/<int:cohort_id>/export")
+@auth.roles_required(*COACHES)
+def export_page(cohort_id: int) -> BaseResponse | tuple[str, int]:
+    coach = auth.require_user()
+    session = get_session()
+    cohort = services.cohort_for_coach(session, coach=coach, cohort_id=cohort_id)
+    _, today = _now_today(coach)
+    min_group = _min_group()
+    form = {"start": request.args.get("start", (today - timedelta(days=89)).isoformat()),
+            "end": request.args.get("end", today.isoformat()),
+            "format": request.args.get("format", exports.ExportFormat.CSV)}
+    error: DomainError | None = None
+    if "format" in request.args:  # the form was sent: check it here, then go to the download
+        try:
+            kind = _export_kind()
+            start, end = _export_range()
+            exports.check_range(start=start, end=end, today=today)
+        except DomainError as exc:
+            error = exc
+        else:
+            endpoint = ("coach.export_csv" if kind == exports.ExportFormat.CSV
+                        else "coach.export_json")
+            return redirect(url_for(endpoint, cohort_id=cohort_id, start=start.isoformat(),
+                                    end=end.isoformat()), 303)
+    columns, notes = exports.dictionary(min_group=min_group)
+    ready = exports.ready(session, coach=coach, cohort_id=cohort_id, min_group=min_group)
+    page = render_template("coach/export.html", cohort=cohort, form=form, error=error,
+                           today=today, ready=ready, min_group=min_group, columns=columns,
+                           notes=notes, max_days=exports.MAX_DAYS)
+    return page, 400 if error else 200
+
+
+@bp.get("/cohorts/<int:cohort_id>/export.csv")
+@auth.roles_required(*COACHES)
+def export_csv(cohort_id: int) -> Response:
+    result = _export(cohort_id, exports.ExportFormat.CSV)
+    return _streamed(exports.csv_chunks(result), "text/csv",
+                     exports.filename(result, "csv"))
+
+
+@bp.get("/cohorts/<int:cohort_id>/export.json")
+@auth.roles_required(*COACHES)
+def export_json(cohort_id: int) -> Response:
+    result = _export(cohort_id, exports.ExportFormat.JSON)
+    return _streamed(_json_chunks(result), "application/json", exports.filename(result, "json"))
+
+
+class ExportHeaderPublic(BaseModel):
+    start: str
+    end: str
+    generated_at: str
+
+
+class ColumnPublic(BaseModel):
+    name: str
+    type: str
+    unit: str
+    meaning: str
+
+
+class ExportRowPublic(BaseModel):
+    study_id: str
+    day: str
+    steps: int | None
+    sleep_minutes: int | None
+    tracker_data: bool
+    goals_tracked: int
+    goals_met: int
+    posts: int
+    cheers: int
+    comments: int
+    check_ins: int
+
+
+class ExportPublic(BaseModel):
+    cohort_export: ExportHeaderPublic
+    dictionary: list[ColumnPublic]
+    notes: list[str]
+    rows: list[ExportRowPublic]
+
+
+class ExportDictionaryPublic(BaseModel):
+    columns: list[ColumnPublic]
+    notes: list[str]
+
+
+@api.operation("GET", "/coach/cohorts/<int:cohort_id>/export",
+               summary="The cohort's de-identified daily rows for research (?start=&end=, "
+                       "YYYY-MM-DD, at most 366 days): only members who agreed to research use, "
+                       "and only when enough of them did. Each export is audited.",
+               response=ExportPublic)
+@auth.roles_required(*COACHES)
+def api_export(cohort_id: int) -> Response:
+    result = _export(cohort_id, exports.ExportFormat.API)
+    return _streamed(_json_chunks(result), "application/json")
+
+
+@api.operation("GET", "/coach/export-dictionary",
+               summary="What each column of an export holds, and who is included.",
+               response=ExportDictionaryPublic)
+@auth.roles_required(*COACHES)
+def api_export_dictionary() -> ExportDictionaryPublic:
+    columns, notes = exports.dictionary(min_group=_min_group())
+    return ExportDictionaryPublic(columns=[ColumnPublic(**c) for c in columns], notes=notes)
+
+
+# --- the audit log, for admins ---
+
+admin = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
+admin_api = ApiBlueprint("admin_api", __name__, tag="admin")
+
+
+def _audit_filters() -> tuple[str, str, int | None]:
+    action = request.args.get("action", "").strip()[:40]
+    member = request.args.get("member", "").strip()[:60]
+    raw = request.args.get("before", "").strip()
+    if raw and not raw.isdigit():
+        raise InvalidInput(_("Please use the links at the bottom of the page to see older "
+                             "entries."), field="before")
+    return action, member, int(raw) if raw else None
+
+
+def _audit_page() -> tuple[audit_log.LogPage, str, str, bool]:
+    """The entries the filters ask for, and False when nobody has the member name asked for."""
+    action, member, before = _audit_filters()
+    session = get_session()
+    member_id = None
+    if member:
+        person = accounts.find_user(session, display_name=member)
+        if person is None:
+            return audit_log.LogPage(lines=[], older=None), action, member, False
+        member_id = person.id
+    found = audit_log.entries(session, action_prefix=action, member_id=member_id, before=before)
+    return found, action, member, True
+
+
+@admin.get("/audit")
+@auth.roles_required(Role.ADMIN)
+def audit_page() -> str:
+    found, action, member, known = _audit_page()
+    return render_template("coach/audit.html", page=found, action=action, member=member,
+                           known=known, groups=audit_log.GROUPS)
+
+
+class AuditLinePublic(BaseModel):
+    id: int
+    created_at: datetime
+    actor_id: int | None
+    actor: str | None
+    action: str
+    label: str
+    subject_type: str
+    subject_id: int | None
+    member_id: int | None
+    member: str | None
+    detail: str
+
+
+class AuditPagePublic(BaseModel):
+    entries: list[AuditLinePublic]
+    older: int | None
+
+
+@admin_api.operation("GET", "/admin/audit",
+                     summary="Recent audit entries, newest first (?action= a prefix such as "
+                             "coach., ?member= a display name, ?before= an entry id).",
+                     response=AuditPagePublic)
+@auth.roles_required(Role.ADMIN)
+def api_audit() -> AuditPagePublic:
+    found, _action, member, known = _audit_page()
+    if not known:
+        raise NotFound(_("We could not find anyone called “%(name)s”.", name=member),
+                       field="member")
+    return AuditPagePublic(
+        entries=[AuditLinePublic(
+            id=line.id, created_at=line.created_at, actor_id=line.actor_id, actor=line.actor,
+            action=line.action, label=line.label, subject_type=line.subject_type,
+            subject_id=line.subject_id, member_id=line.member_id, member=line.member,
+            detail=line.detail) for line in found.lines],
+        older=found.older)
