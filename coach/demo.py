@@ -16,7 +16,7 @@ from wearables.records import DaySteps
 from wearables.services import local_today, store_steps, store_untimed_sleep
 
 MORE_MEMBERS = ("Calm Lake", "Green Fern", "Bright Path", "Gentle Rain")
-PASSWORD = "hearten-demo-member"
+PASSWORD = "hearten-demo-member"  # noqa: S105  (printed by make run, like the others)
 # What each demo member lets the coach see of steps and sleep, and whether they help research.
 SHARING = {
     "Sunny River": (ConsentLevel.DETAIL, True),
@@ -40,7 +40,7 @@ def seed(session: Session, now: datetime) -> None:
         session.add(CohortMembership(cohort_id=cohort.id or 0, user_id=member.id or 0,
                                      joined_at=now - timedelta(days=40)))
     session.flush()
-    shuffle = random.Random(8)
+    shuffle = random.Random(8)  # noqa: S311  (demo numbers, not secrets)
     for name, (level, research) in SHARING.items():
         member = session.exec(select(User).where(col(User.display_name) == name)).one()
         for metric in ConsentMetric:

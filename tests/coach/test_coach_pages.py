@@ -52,7 +52,8 @@ def test_the_coach_sees_the_groups_figures_with_a_table_behind_each_chart(
     glance = html.split("At a glance")[1].split("</dl>")[0]
     assert "100%" in glance  # every member-day had tracker data
     # Nobody posted, cheered or checked in: a count under five is never shown as a number.
-    assert 'Active members (posted, cheered, commented or checked in)</dt><dd><span class="suppressed">fewer than 5' in glance
+    active = glance.split("Active members")[1].split("</dd>")[0]
+    assert 'class="suppressed">fewer than 5' in active
 
 
 def test_a_small_group_shows_fewer_than_five_and_no_number(
@@ -138,7 +139,7 @@ def test_the_check_in_list_puts_who_may_need_a_word_first(
 
 def test_members_not_seen_for_n_days_are_on_the_list(
         app: Flask, session: Session, coach: User, cohort: Cohort) -> None:
-    away = factories.make_member(session, cohort=cohort, name="Far Meadow")
+    factories.make_member(session, cohort=cohort, name="Far Meadow")
     client = signed_in(app, coach.display_name)
     html = client.get(f"/coach/cohorts/{cohort.id}/check-ins?idle=3").get_data(as_text=True)
     assert "Far Meadow" in html and "Last opened the app: never" in html
