@@ -18,9 +18,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
-from werkzeug.exceptions import Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import UnsupportedMediaType
 
-from app.accounts.auth import current_user
+from app.accounts.auth import current_user, not_signed_in
 from app.errors import InvalidInput
 
 PREFIX = "/api/v1"
@@ -100,7 +100,7 @@ class ApiBlueprint(Blueprint):
             @wraps(view)
             def wrapped(**kwargs: Any) -> Response | tuple[Response, int] | tuple[str, int]:
                 if auth and current_user() is None:
-                    raise Unauthorized()
+                    raise not_signed_in()  # 401: sign in, or finish the second factor
                 if body is not None:
                     kwargs["body"] = parse_body(body)
                 result = view(**kwargs)

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app import migrate
-from app.accounts import services
+from app.accounts import services, two_factor
 from app.accounts.models import Role, User
+from app.crypto import app_cipher
 from app.db import get_db, utcnow
-from app.demo import demo_seeders, demo_sign_ins, seed_demo
+from app.demo import demo_authenticators, demo_seeders, demo_sign_ins, seed_demo
 from app.errors import DomainError
 from app.urls import public_url
 
@@ -99,6 +100,39 @@ def reset_link(name: str) -> None:
         click.echo(public_url("accounts.reset", token=token))
 
 
+@accounts_cli.command("two-factor-code")
+@click.argument("name")
+def two_factor_code(name: str) -> None:
+    """Print the code NAME's authenticator app shows now (demo and development only)."""
+    if current_app.config["APP_ENV"] == "production":
+        raise click.ClickException(
+            "Codes are never printed in production. Please use your authenticator app; if it is "
+            "lost, an admin can run: flask accounts reset-two-factor NAME")
+    with get_db().session(write=False) as session:
+        user = _find_user(session, name)
+        if not two_factor.is_enrolled(session, user=user):
+            raise click.ClickException(f"{user.display_name} has no authenticator app set up.")
+        code, seconds = two_factor.current_code(session, user=user,
+                                                cipher=app_cipher(current_app), now=utcnow())
+    click.echo(f"{code}  (works for about {seconds} more seconds)")
+
+
+@accounts_cli.command("reset-two-factor")
+@click.argument("name")
+def reset_two_factor(name: str) -> None:
+    """Remove NAME's authenticator and recovery codes and sign them out everywhere (a lost
+    phone): they set up a new authenticator at their next sign-in."""
+    with get_db().transaction() as session:
+        user = _find_user(session, name)
+        if not two_factor.needs_two_factor(user):
+            raise click.ClickException(f"{user.display_name} is a member; members sign in "
+                                       "without a second step.")
+        two_factor.reset(session, user=user, now=utcnow())
+        shown = user.display_name
+    click.echo(f"Two-step sign-in for {shown} is reset and every device of theirs "
+               "is signed out. They set up a new authenticator app at their next sign-in.")
+
+
 def _base_url() -> str:
     port = os.environ.get("PORT", "8000")
     return str(current_app.config.get("PUBLIC_URL") or f"http://127.0.0.1:{port}")
@@ -152,6 +186,7 @@ def seed() -> None:
     """Create a demo cohort with a coach and members (only into an empty database)."""
     if current_app.config["APP_ENV"] == "production":
         raise click.ClickException("Demo data is never created in production.")
+    cipher = app_cipher(current_app)
     with get_db().transaction() as session:
         if session.scalar(select(func.count()).select_from(User)):
             sign_ins = demo_sign_ins(session, now=utcnow())
@@ -159,13 +194,20 @@ def seed() -> None:
                 click.echo("The database already has accounts; no demo data added.")
                 return
         else:
-            sign_ins = seed_demo(session, now=utcnow())
+            sign_ins = seed_demo(session, now=utcnow(), cipher=cipher)
             session.flush()
             for seeder in demo_seeders(current_app):
                 seeder(session, utcnow())
+        authenticators = demo_authenticators(session, now=utcnow(), cipher=cipher)
     click.echo("Demo sign-ins (nickname / password):")
     for role, name, password in sign_ins:
         click.echo(f"  {role:<7} {name} / {password}")
+    if authenticators:
+        click.echo("Coaches and admins then enter a code from an authenticator app. Add these keys "
+                   "to one,")
+        click.echo("or print the current code with: flask accounts two-factor-code NAME")
+        for name, secret in authenticators:
+            click.echo(f"  {name:<11} {secret}")
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Secrets at rest (tracker tokens): Fernet encryption with key rotation.
+"""Secrets at rest (tracker tokens, authenticator secrets): Fernet encryption with key rotation.
 
 TOKEN_KEYS holds one or more Fernet keys, comma-separated, newest first. New values are encrypted
 with the first; every listed key can still decrypt, so a key is retired by putting a new one in
@@ -8,6 +8,9 @@ front, running `flask wearables rotate-keys`, then removing the old one.
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import Flask
+
+_CIPHER = "hearten.cipher"
 
 
 class TokenCipher:
@@ -33,4 +36,12 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-__all__ = ["InvalidToken", "TokenCipher", "new_key"]
+def app_cipher(app: Flask) -> TokenCipher:
+    """The app's cipher for secrets at rest, made from TOKEN_KEYS once per app."""
+    cipher: TokenCipher | None = app.extensions.get(_CIPHER)
+    if cipher is None:
+        cipher = app.extensions[_CIPHER] = TokenCipher(list(app.config["TOKEN_KEYS"]))
+    return cipher
+
+
+__all__ = ["InvalidToken", "TokenCipher", "app_cipher", "new_key"]

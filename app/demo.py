@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import pyotp
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from app.accounts import services
+from app.accounts import services, two_factor
 from app.accounts.models import CohortMembership, Invite, Role, User
+from app.crypto import TokenCipher
 
 COACH = ("Coach Rosa", "hearten-demo-coach")
 ADMIN = ("Admin Ana", "hearten-demo-admin")
@@ -34,7 +36,7 @@ def demo_seeders(app: Flask) -> list[DemoSeeder]:
     return found
 
 
-def seed_demo(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
+def seed_demo(session: Session, *, now: datetime, cipher: TokenCipher) -> list[tuple[str, str, str]]:
     """Create the demo accounts; returns (role, name, password) for each sign-in."""
     services.create_user(session, display_name=ADMIN[0], password=ADMIN[1], role=Role.ADMIN)
     coach = services.create_user(session, display_name=COACH[0], password=COACH[1],
@@ -48,7 +50,24 @@ def seed_demo(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:
         session.add(CohortMembership(cohort_id=cohort.id, user_id=member.id, joined_at=now))
     services.create_invite(session, coach=coach, cohort_id=cohort.id, days=30, max_uses=50,
                            now=now)
+    demo_authenticators(session, now=now, cipher=cipher)
     return demo_sign_ins(session, now=now)
+
+
+def demo_authenticators(session: Session, *, now: datetime, cipher: TokenCipher
+                        ) -> list[tuple[str, str]]:
+    """The demo admin's and coach's authenticator secrets (name, base32), setting one up with a
+    fresh secret for either that has none yet."""
+    found = []
+    for name, _password in (ADMIN, COACH):
+        user = services.find_user(session, display_name=name)
+        if user is None or not two_factor.needs_two_factor(user):
+            continue
+        if not two_factor.is_enrolled(session, user=user):
+            two_factor.enrol(session, user=user, secret=pyotp.random_base32(), cipher=cipher,
+                             now=now)
+        found.append((user.display_name, two_factor.secret_of(session, user=user, cipher=cipher)))
+    return found
 
 
 def demo_sign_ins(session: Session, *, now: datetime) -> list[tuple[str, str, str]]:

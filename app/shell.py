@@ -35,6 +35,8 @@ bp = Blueprint("shell", __name__)
 # A card on the member home, added by a feature: (session, member) -> rendered HTML.
 HomeSection = Callable[[Session, User], Markup]
 _SECTIONS = "hearten.home_sections"
+_COHORT_LINKS = "hearten.cohort_links"
+_ADMIN_LINKS = "hearten.admin_links"
 # Files the service worker keeps so that the shell and the offline page open without a network.
 SHELL_ASSETS = ("css/app.css", "js/app.js", "icons/icon-192.png", "icons/icon-512.png")
 
@@ -164,7 +166,21 @@ def add_home_section(app: Flask, section: HomeSection) -> None:
     app.extensions[_SECTIONS].append(section)
 
 
+def add_cohort_link(app: Flask, endpoint: str, label: Any) -> None:
+    """Let a feature add a link to each group on the coach home (`endpoint` takes `cohort_id`)."""
+    app.extensions[_COHORT_LINKS].append((endpoint, label))
+
+
+def add_admin_link(app: Flask, endpoint: str, label: Any) -> None:
+    """Let a feature add a link for admins at the top of the staff home."""
+    app.extensions[_ADMIN_LINKS].append((endpoint, label))
+
+
 def init_app(app: Flask) -> None:
     app.extensions[_SECTIONS] = []
+    app.extensions[_COHORT_LINKS] = []
+    app.extensions[_ADMIN_LINKS] = []
+    app.jinja_env.globals["cohort_links"] = lambda: app.extensions[_COHORT_LINKS]
+    app.jinja_env.globals["admin_links"] = lambda: app.extensions[_ADMIN_LINKS]
     app.extensions["hearten.shell_version"] = shell_version(app)
     app.jinja_env.globals["asset"] = asset_url

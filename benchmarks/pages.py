@@ -17,12 +17,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pyotp
 from sqlalchemy import func, select
 
 from app import create_app, migrate
 from app.accounts.models import User
+from app.crypto import app_cipher
 from app.db import get_db, utcnow
-from app.demo import seed_demo
+from app.demo import demo_authenticators, seed_demo
 
 
 def _percentile(samples: list[float], share: float) -> float:
@@ -44,13 +46,18 @@ def main() -> None:
     with get_db(app).transaction() as session:
         if session.scalar(select(func.count()).select_from(User)):
             sys.exit("Please point --database-url at an empty database: the benchmark seeds it.")
-        seed_demo(session, now=utcnow())
+        seed_demo(session, now=utcnow(), cipher=app_cipher(app))
+        keys = dict(demo_authenticators(session, now=utcnow(), cipher=app_cipher(app)))
 
     def signed_in(name: str, password: str) -> Any:
         client = app.test_client()
         token = client.get("/api/v1/csrf-token").get_json()["csrf_token"]
         client.post("/login", data={"display_name": name, "password": password,
                                     "csrf_token": token})
+        if name in keys:  # coaches and admins: then the code from their authenticator app
+            token = client.get("/api/v1/csrf-token").get_json()["csrf_token"]
+            client.post("/login/two-factor", data={"code": pyotp.TOTP(keys[name]).now(),
+                                                   "csrf_token": token})
         return client
 
     anonymous = app.test_client()

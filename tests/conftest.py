@@ -61,6 +61,12 @@ def database_url(migrated: str, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_authenticator() -> None:
+    """Each test has a fresh database, so the tests' authenticator app starts empty too."""
+    factories.AUTHENTICATOR.forget()
+
+
 @pytest.fixture
 def app_config() -> dict[str, object]:
     """Extra settings for the app; a test package overrides this to add its own."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import re
+import time
 from datetime import timedelta
 
+import pyotp
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
@@ -71,11 +74,118 @@ def csrf_token(client: FlaskClient) -> str:
     return token
 
 
+class Authenticator:
+    """The tests' authenticator app: a secret per staff account (by name), each time step used
+    at most once, and the recovery codes shown at set-up for when no fresh step is left.
+
+    The server accepts the current 30-second step and the next one (valid_window=1), each once;
+    a third sign-in within the same step uses a recovery code, and only when those run out does
+    it wait for the next step. Forgotten before each test (each test has a fresh database)."""
+
+    def __init__(self) -> None:
+        self._secrets: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}
+        self._recovery: dict[str, list[str]] = {}
+
+    def forget(self) -> None:
+        for kept in (self._secrets, self._last_step, self._recovery):
+            kept.clear()
+
+    def enrol(self, name: str, secret: str) -> None:
+        key = services.name_key(name)
+        self._secrets[key], self._last_step[key], self._recovery[key] = secret, 0, []
+
+    def keep_recovery_codes(self, name: str, codes: list[str]) -> None:
+        self._recovery[services.name_key(name)] = list(codes)
+
+    def secret(self, name: str) -> str:
+        return self._secrets[services.name_key(name)]
+
+    def recovery_codes(self, name: str) -> list[str]:
+        """The recovery codes not used yet by these helpers (as shown at set-up)."""
+        return list(self._recovery[services.name_key(name)])
+
+    def code(self, name: str) -> str:
+        """A code the server accepts now and has not seen yet (waits for one if need be)."""
+        while True:
+            found = self._fresh_code(name)
+            if found is not None:
+                return found
+            time.sleep(30.05 - time.time() % 30)
+
+    def _fresh_code(self, name: str) -> str | None:
+        key = services.name_key(name)
+        totp = pyotp.TOTP(self._secrets[key])
+        step = int(time.time() // 30)
+        for candidate in (step, step + 1):
+            if candidate > self._last_step[key]:
+                self._last_step[key] = candidate
+                return totp.at(candidate * 30)
+        return None
+
+    def second_factor(self, name: str) -> tuple[str, str]:
+        """("code", a fresh code), else ("recovery", an unused recovery code), else waits."""
+        found = self._fresh_code(name)
+        if found is not None:
+            return "code", found
+        codes = self._recovery[services.name_key(name)]
+        if codes:
+            return "recovery", codes.pop()
+        return "code", self.code(name)
+
+
+AUTHENTICATOR = Authenticator()
+_SECRET = re.compile(r"data-secret>([A-Z2-7 ]+)<")
+_RECOVERY_CODE = re.compile(r"<code>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{2})</code>")
+
+
+def secret_on_page(html: str) -> str:
+    """The authenticator key shown for manual entry on the set-up page."""
+    found = _SECRET.search(html)
+    assert found, html
+    return found.group(1).replace(" ", "")
+
+
+def recovery_codes_on_page(html: str) -> list[str]:
+    return _RECOVERY_CODE.findall(html)
+
+
+def second_factor(client: FlaskClient, name: str, location: str) -> None:
+    """Finish signing in at `location` (the set-up or code page), as a coach with an
+    authenticator app would: set it up on first sign-in, then enter its codes."""
+    if location.startswith("/settings/two-factor/setup"):
+        AUTHENTICATOR.enrol(name, secret_on_page(client.get(location).get_data(as_text=True)))
+        response = client.post(location, data={"code": AUTHENTICATOR.code(name),
+                                               "csrf_token": csrf_token(client)})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        AUTHENTICATOR.keep_recovery_codes(name, recovery_codes_on_page(
+            response.get_data(as_text=True)))
+        return
+    assert location.startswith("/login/two-factor"), location
+    kind, code = AUTHENTICATOR.second_factor(name)
+    if kind == "recovery":
+        location = location.replace("/login/two-factor", "/login/two-factor/recovery", 1)
+    response = client.post(location, data={"code": code, "csrf_token": csrf_token(client)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
 def sign_in(client: FlaskClient, name: str, password: str = PASSWORD) -> None:
-    """Sign in through the real form, as a browser would."""
+    """Sign in through the real form, as a browser would (coaches and admins: then the second
+    factor through its real pages)."""
     response = client.post("/login", data={"display_name": name, "password": password,
                                            "csrf_token": csrf_token(client)})
     assert response.status_code == 302, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    if location.startswith(("/settings/two-factor/setup", "/login/two-factor")):
+        second_factor(client, name, location)
+
+
+def sign_in_password_only(client: FlaskClient, name: str, password: str = PASSWORD) -> str:
+    """Only the password step; returns where the app sends the browser next."""
+    response = client.post("/login", data={"display_name": name, "password": password,
+                                           "csrf_token": csrf_token(client)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return str(response.headers["Location"])
 
 
 def api_headers(client: FlaskClient) -> dict[str, str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests.factories import AUTHENTICATOR
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -85,3 +87,29 @@ def chromium_path() -> str:
         raise RuntimeError("Debian's chromium is missing: `make test` installs it (apt-get install "
                            "chromium).")
     return path
+
+
+def api_sign_in(http: requests.Session, url: str, name: str, password: str) -> requests.Response:
+    """Sign in through the JSON API as an app would; coaches and admins then pass the second
+    factor through the API too (set up on first sign-in). Returns the password step's answer."""
+
+    def csrf() -> dict[str, str]:
+        return {"X-CSRFToken": http.get(f"{url}/api/v1/csrf-token", timeout=5).json()["csrf_token"]}
+
+    response = http.post(f"{url}/api/v1/login", json={"display_name": name, "password": password},
+                         headers=csrf(), timeout=10)
+    step = response.json().get("next_step") if response.status_code == 200 else None
+    if step == "two_factor_setup":
+        setup = http.post(f"{url}/api/v1/two-factor/setup", headers=csrf(), timeout=10)
+        assert setup.status_code == 200, setup.text
+        AUTHENTICATOR.enrol(name, setup.json()["secret"])
+        confirmed = http.post(f"{url}/api/v1/two-factor/setup/confirm", headers=csrf(),
+                              json={"code": AUTHENTICATOR.code(name)}, timeout=10)
+        assert confirmed.status_code == 201, confirmed.text
+        AUTHENTICATOR.keep_recovery_codes(name, confirmed.json()["codes"])
+    elif step == "two_factor":
+        kind, code = AUTHENTICATOR.second_factor(name)
+        path = "/api/v1/login/two-factor" + ("/recovery" if kind == "recovery" else "")
+        passed = http.post(f"{url}{path}", json={"code": code}, headers=csrf(), timeout=10)
+        assert passed.status_code == 200, passed.text
+    return response

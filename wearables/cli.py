@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 from sqlmodel import col, select
 
 from app.accounts import services as accounts
+from app.accounts import two_factor
 from app.db import get_db
 from wearables.models import Connection, ConnectionStatus
 from wearables.sync import sync_connection
@@ -45,7 +46,8 @@ def sync(member_name: str | None) -> None:
 
 @wearables_cli.command("rotate-keys")
 def rotate_keys() -> None:
-    """Re-encrypt every stored token with the newest key in TOKEN_KEYS."""
+    """Re-encrypt every stored token (and staff authenticator secret) with the newest key in
+    TOKEN_KEYS."""
     count = 0
     with get_db().transaction() as session:
         for connection in session.exec(select(Connection)):
@@ -54,4 +56,6 @@ def rotate_keys() -> None:
                 if value:
                     setattr(connection, field, cipher().rotate(value))
                     count += 1
-    click.echo(f"Re-encrypted {count} tokens with the newest key.")
+        secrets = two_factor.rotate_secrets(session, cipher=cipher())
+    click.echo(f"Re-encrypted {count} tokens and {secrets} authenticator secrets with the newest "
+               "key.")

@@ -1,4 +1,9 @@
-"""Who is signed in: the session cookie, server-side session records, and access decorators."""
+"""Who is signed in: the session cookie, server-side session records, and access decorators.
+
+A coach or admin whose device has not passed the second factor is not signed in for anything:
+`g.user` stays None (they wait in `g.pending_user`), so every `login_required` page, API route and
+socket refuses them until they enter a code (app/accounts/two_factor_routes.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from typing import Any, TypeVar, cast
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from app.accounts import services
+from app.accounts import services, two_factor
+from app.accounts.exceptions import TwoFactorRequired
 from app.accounts.models import Role, User, UserSession
 from app.db import get_db, utcnow
 from app.errors import NotFound, wants_json
@@ -28,8 +34,13 @@ def session_limits(app: Flask | None = None) -> services.SessionLimits:
     return services.SessionLimits.from_config((app or current_app).config)
 
 
-def resolve_cookie_session() -> tuple[UserSession, User] | None:
-    """The live server-side session named by this request's cookie, if any."""
+def awaits_second_factor(user: User, record: UserSession) -> bool:
+    """A coach or admin whose device has given the password but not yet a code."""
+    return two_factor.needs_two_factor(user) and record.two_factor_at is None
+
+
+def _cookie_session() -> tuple[UserSession, User] | None:
+    """The live server-side session named by this request's cookie, second factor or not."""
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         return None
@@ -38,21 +49,41 @@ def resolve_cookie_session() -> tuple[UserSession, User] | None:
         return services.resolve_session(read, token=token, now=utcnow(), limits=session_limits())
 
 
+def resolve_cookie_session() -> tuple[UserSession, User] | None:
+    """The signed-in session named by this request's cookie: live, and past the second factor
+    where one is needed (what the socket accepts)."""
+    found = _cookie_session()
+    if found is None or awaits_second_factor(found[1], found[0]):
+        return None
+    return found
+
+
+def _set_current(user: User, record: UserSession) -> None:
+    """Who this request is for: the user, or, before their second factor, nobody yet."""
+    if awaits_second_factor(user, record):
+        g.user = g.user_session = None
+        g.pending_user, g.pending_session = user, record
+    else:
+        g.user, g.user_session = user, record
+        g.pending_user = g.pending_session = None
+
+
 def load_current_user() -> None:
-    """Before each request: set g.user and g.user_session, dropping a dead session cookie."""
-    g.user = None
-    g.user_session = None
+    """Before each request: set g.user and g.user_session (or g.pending_user and
+    g.pending_session), dropping a dead session cookie."""
+    g.user = g.user_session = g.pending_user = g.pending_session = None
     if request.endpoint in ANONYMOUS_ENDPOINTS:
         return
-    found = resolve_cookie_session()
+    found = _cookie_session()
     if found is None:
         session.pop(SESSION_KEY, None)
         return
-    g.user_session, g.user = found
+    record, user = found
+    _set_current(user, record)
     now = utcnow()
-    if now - g.user_session.last_seen_at >= TOUCH_EVERY:
+    if now - record.last_seen_at >= TOUCH_EVERY:
         with get_db().transaction() as write:
-            services.touch_session(write, session_id=g.user_session.id, now=now)
+            services.touch_session(write, session_id=record.id or 0, now=now)
 
 
 def current_user() -> User | None:
@@ -60,11 +91,27 @@ def current_user() -> User | None:
     return user
 
 
+def pending_user() -> User | None:
+    """A coach or admin who gave their password on this device and still owes a code."""
+    user: User | None = g.get("pending_user")
+    return user
+
+
+def pending_session() -> UserSession | None:
+    record: UserSession | None = g.get("pending_session")
+    return record
+
+
+def not_signed_in() -> Exception:
+    """What to answer someone who is not signed in: sign in, or finish the second factor."""
+    return TwoFactorRequired() if pending_user() is not None else Unauthorized()
+
+
 def current_session() -> UserSession:
     """This device's session record; for views guarded by `login_required`."""
     record: UserSession | None = g.get("user_session")
     if record is None:
-        raise Unauthorized()
+        raise not_signed_in()
     return record
 
 
@@ -72,14 +119,30 @@ def require_user() -> User:
     """The signed-in user; for views already guarded by `login_required`."""
     user = current_user()
     if user is None:
-        raise Unauthorized()
+        raise not_signed_in()
     return user
+
+
+def second_factor_step() -> str | None:
+    """None when nothing is owed; else "two_factor" (enter a code) or "two_factor_setup"."""
+    user = pending_user()
+    if user is None:
+        return None
+    with get_db().session(write=False) as read:
+        enrolled = two_factor.is_enrolled(read, user=user)
+    return "two_factor" if enrolled else "two_factor_setup"
+
+
+def second_factor_url(next_url: str | None = None) -> str:
+    """Where a pending coach or admin goes next: set up an authenticator, or enter a code."""
+    endpoint = "two_factor.setup" if second_factor_step() == "two_factor_setup" else "two_factor.verify"
+    return url_for(endpoint, next=next_url) if next_url else url_for(endpoint)
 
 
 def login(user: User) -> None:
     """Start a new server-side session with a fresh cookie (no session fixation)."""
     lang = session.get("lang")
-    previous: UserSession | None = g.get("user_session")
+    previous: UserSession | None = g.get("user_session") or g.get("pending_session")
     session.clear()
     device = (request.user_agent.string or "")[:80]
     with get_db().transaction() as write:
@@ -92,28 +155,43 @@ def login(user: User) -> None:
     session.permanent = True
     if lang:
         session["lang"] = lang
-    g.user, g.user_session = user, record
+    _set_current(user, record)
+
+
+def passed_second_factor() -> None:
+    """This device's code was accepted: its pending user is now signed in (the caller has
+    marked the session record)."""
+    user, record = pending_user(), pending_session()
+    if user is None or record is None:
+        raise Unauthorized()
+    record.two_factor_at = utcnow()
+    _set_current(user, record)
 
 
 def logout() -> None:
-    """End this device's session."""
-    user, record = g.get("user"), g.get("user_session")
+    """End this device's session (also before the second factor)."""
+    user = g.get("user") or g.get("pending_user")
+    record = g.get("user_session") or g.get("pending_session")
     if user is not None and record is not None:
         with get_db().transaction() as write, suppress(NotFound):  # ended elsewhere
             services.end_session(write, user=user, session_id=record.id)
     session.clear()
-    g.user = g.user_session = None
+    g.user = g.user_session = g.pending_user = g.pending_session = None
 
 
 def login_required(view: F) -> F:
-    """Send visitors who are not signed in to the sign-in page (or answer 401 to the API)."""
+    """Send visitors who are not signed in to the sign-in page, and coaches and admins who owe
+    a code to the second-factor page (the API answers 401 instead)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
             if wants_json():
-                raise Unauthorized()
-            return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+                raise not_signed_in()
+            here = request.full_path.rstrip("?")
+            if pending_user() is not None:
+                return redirect(second_factor_url(here))
+            return redirect(url_for("accounts.login", next=here))
         return view(*args, **kwargs)
 
     return cast(F, wrapped)

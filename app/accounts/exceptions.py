@@ -62,6 +62,46 @@ class LastCoach(Conflict):
     default_message = _l("A group needs at least one coach. Please add another coach first.")
 
 
+class TwoFactorRequired(DomainError):
+    """Password accepted; a coach or admin still has to pass the second factor on this device."""
+
+    status, code = 401, "two_factor_required"
+    default_message = _l("One more step: please enter the code from your authenticator app to "
+                         "finish signing in.")
+
+
+class CodeNotAccepted(DomainError):
+    status, code = 400, "code_not_accepted"
+    default_message = _l("That code did not work. Codes change every 30 seconds, so please try "
+                         "the newest one from your authenticator app.")
+
+    def __init__(self, message: Any = None) -> None:
+        super().__init__(message, field="code")
+
+
+class CodeAlreadyUsed(CodeNotAccepted):
+    code = "code_already_used"
+    default_message = _l("That code has just been used. Please wait for the next one in your "
+                         "authenticator app, then try again.")
+
+
+class RecoveryCodeNotAccepted(CodeNotAccepted):
+    code = "recovery_code_not_accepted"
+    default_message = _l("That recovery code did not work. Each one works once. Please check it, "
+                         "or try another one from your list.")
+
+
+class TwoFactorAlreadySetUp(Conflict):
+    code = "two_factor_already_set_up"
+    default_message = _l("Your authenticator app is already set up. If you have lost it, an "
+                         "admin can reset it for you.")
+
+
+class TwoFactorNotSetUp(DomainError):
+    status, code = 409, "two_factor_not_set_up"
+    default_message = _l("Please set up your authenticator app first.")
+
+
 __all__ = ["Conflict", "ConsentIsForMembers", "DisplayNameTaken", "Forbidden", "InvalidCredentials",
            "InvalidInput", "InviteExpired", "InviteNotUsable", "InviteUsedUp", "LastCoach",
            "NotFound", "ResetLinkNotUsable"]

@@ -198,6 +198,32 @@ class UserPublic(SQLModel):
     language: str
 
 
+class LoginPublic(UserPublic):
+    next_step: str | None = Field(default=None, description=(
+        "null: signed in. 'two_factor': a coach or admin enters a code next "
+        "(POST /api/v1/login/two-factor). 'two_factor_setup': they set up an authenticator app "
+        "first (POST /api/v1/two-factor/setup)."))
+
+
+class TwoFactorCode(SQLModel):
+    code: str = Field(max_length=40, description=(
+        "The 6-digit code from the authenticator app (a recovery code where the path says so)."))
+
+
+class TwoFactorSetupPublic(SQLModel):
+    secret: str = Field(description="The base32 secret, for typing into an authenticator app.")
+    uri: str = Field(description="The otpauth:// link an authenticator app reads from a QR code.")
+
+
+class RecoveryCodesPublic(SQLModel):
+    codes: list[str] = Field(description="One-time recovery codes, shown only this once.")
+
+
+class TwoFactorStatusPublic(SQLModel):
+    enrolled: bool
+    recovery_codes_left: int
+
+
 class CohortCreate(SQLModel):
     name: str = Field(max_length=200)
 

@@ -35,6 +35,7 @@ from app.accounts.models import (
     InviteCreate,
     InvitePublic,
     JoinRequest,
+    LoginPublic,
     LoginRequest,
     MemberPublic,
     ResetLinkPublic,
@@ -182,6 +183,8 @@ def login() -> Any:
         return render_template("accounts/login.html", form={"display_name": name},
                                error=exc), exc.status
     auth.login(user)
+    if auth.pending_user() is not None:  # coaches and admins: a code from their app next
+        return redirect(auth.second_factor_url(_safe_next("") or None))
     return redirect(_safe_next(_home_for(user)))
 
 
@@ -530,21 +533,24 @@ def api_join(body: JoinRequest) -> User:
     return user
 
 
-@api.operation("POST", "/login", summary="Sign in.", body=LoginRequest, response=UserPublic,
-               auth=False)
+@api.operation("POST", "/login", summary="Sign in (coaches and admins: then a code, see next_step).",
+               body=LoginRequest, response=LoginPublic, auth=False)
 @throttle
-def api_login(body: LoginRequest) -> User:
+def api_login(body: LoginRequest) -> LoginPublic:
     db_session = get_session()
     user = services.authenticate(db_session, display_name=body.display_name,
                                  password=body.password)
     db_session.commit()
     auth.login(user)
-    return user
+    return LoginPublic.model_validate(user, from_attributes=True,
+                                      update={"next_step": auth.second_factor_step()})
 
 
-@api.operation("POST", "/logout", summary="Sign this device out.")
-@auth.login_required
+@api.operation("POST", "/logout", summary="Sign this device out (also before its second factor).",
+               auth=False)
 def api_logout() -> None:
+    if auth.current_user() is None and auth.pending_user() is None:
+        raise auth.not_signed_in()
     auth.logout()
 
 

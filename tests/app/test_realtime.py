@@ -20,7 +20,7 @@ from app.db import utcnow
 from app.extensions import socketio as server_socketio
 from tests import factories
 from tests.factories import PASSWORD, csrf_token, sign_in
-from tests.live import LiveServer
+from tests.live import LiveServer, api_sign_in
 
 
 def _join(client: FlaskClient, code: str, name: str) -> int:
@@ -67,10 +67,7 @@ def test_another_cohorts_coach_hears_nothing(app: Flask, client: FlaskClient, se
 
 def _signed_in_http(server: LiveServer, name: str, password: str = PASSWORD) -> requests.Session:
     http = requests.Session()
-    token = http.get(f"{server.url}/api/v1/csrf-token", timeout=5).json()["csrf_token"]
-    response = http.post(f"{server.url}/api/v1/login", json={"display_name": name,
-                                                              "password": password},
-                         headers={"X-CSRFToken": token}, timeout=10)
+    response = api_sign_in(http, server.url, name, password)
     assert response.status_code == 200, response.text
     http.headers["X-CSRFToken"] = http.get(f"{server.url}/api/v1/csrf-token",
                                            timeout=5).json()["csrf_token"]

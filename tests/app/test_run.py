@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live import ROOT, free_port
+from tests.factories import AUTHENTICATOR
+from tests.live import ROOT, api_sign_in, free_port
 from tests.standins import consent
 
 
@@ -54,6 +56,14 @@ def test_the_run_script_serves_the_demo_with_its_sign_ins(tmp_path: Path) -> Non
                                                      "password": "hearten-demo-member"},
                        headers={"X-CSRFToken": token}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "member"
+        # The demo coach's authenticator key is printed, and its codes finish her sign-in.
+        key = re.search(r"^  Coach Rosa +([A-Z2-7]{32})$", output, re.MULTILINE)
+        assert key, output
+        AUTHENTICATOR.enrol("Coach Rosa", key.group(1))
+        coach = requests.Session()
+        login = api_sign_in(coach, url, "Coach Rosa", "hearten-demo-coach")
+        assert login.json()["next_step"] == "two_factor"
+        assert coach.get(f"{url}/api/v1/me", timeout=10).json()["role"] == "coach"
 
         # "Connect a tracker" works end to end against the stand-in, and the job worker in the
         # app process brings the past days in.

@@ -13,7 +13,7 @@ import socketio
 
 from app.accounts.models import Invite, User
 from tests.factories import PASSWORD
-from tests.live import LiveServer, start_live_server
+from tests.live import LiveServer, api_sign_in, start_live_server
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.live
@@ -44,9 +44,7 @@ def test_news_from_one_process_reaches_sockets_on_another(
     first, second = two_servers
     assert requests.get(f"{first.url}/healthz", timeout=5).json()["jobs"]["mode"] == "RedisHuey"
     coach_http = requests.Session()
-    coach_http.post(f"{first.url}/api/v1/login", json={"display_name": "Coach Rosa",
-                                                       "password": PASSWORD},
-                    headers={"X-CSRFToken": _csrf(coach_http, first)}, timeout=10)
+    assert api_sign_in(coach_http, first.url, "Coach Rosa", PASSWORD).status_code == 200
     heard = threading.Event()
     client = socketio.Client(reconnection=False)
     client.on("member_joined", lambda data: heard.set())

@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from tests.live import CHROMIUM_ARGS, chromium_path
+from tests.factories import AUTHENTICATOR, PASSWORD
+from tests.live import CHROMIUM_ARGS, LiveServer, chromium_path
 
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2,
          "is_mobile": True, "has_touch": True}
+
+
+def sign_in(page: Page, server: LiveServer, name: str, password: str = PASSWORD) -> None:
+    """Sign in through the real pages; coaches and admins then set up their authenticator app
+    on first sign-in (reading the key shown for manual entry) or type its current code."""
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Nickname").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: urlsplit(url).path != "/login")
+    path = urlsplit(page.url).path
+    if path == "/settings/two-factor/setup":
+        AUTHENTICATOR.enrol(name, page.locator("[data-secret]").inner_text().replace(" ", ""))
+        page.get_by_label("Code from your authenticator app").fill(AUTHENTICATOR.code(name))
+        page.get_by_role("button", name="Turn on two-step sign-in").click()
+        codes = page.locator("[data-recovery-codes] code")
+        codes.first.wait_for()
+        AUTHENTICATOR.keep_recovery_codes(name, codes.all_inner_texts())
+        page.get_by_role("link", name="I have saved them, continue").click()
+    elif path == "/login/two-factor":
+        kind, code = AUTHENTICATOR.second_factor(name)
+        if kind == "recovery":
+            page.get_by_role("link", name="No phone with you? Use a recovery code instead").click()
+            page.get_by_label("Recovery code").fill(code)
+        else:
+            page.get_by_label("Code from your authenticator app").fill(code)
+        page.get_by_role("button", name="Continue").click()
+    else:
+        return
+    page.wait_for_url(lambda url: "two-factor" not in urlsplit(url).path)
 
 
 @pytest.fixture(scope="session")

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 from sqlmodel import Session
 
 from app.accounts.models import Invite, User
 from app.accounts.services import format_code
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in as _sign_in
 from tests.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-
-def _sign_in(page: Page, server: LiveServer, name: str, password: str = PASSWORD) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_label("Nickname").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_newcomer_joins_with_an_invite_signs_in_and_sees_their_home(

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
-from app.accounts.models import Cohort, ConsentLevel, ConsentMetric, User
+from app.accounts.models import Cohort, ConsentLevel, ConsentMetric, Role, User
 from app.audit import AuditEntry
 from app.db import utcnow
 from feed import services as feed
@@ -175,3 +175,15 @@ def test_a_member_of_another_group_is_not_found_on_this_groups_pages(
     client = signed_in(app, coach.display_name)
     assert client.get(f"/coach/cohorts/{cohort.id}/members/{outsider.id}").status_code == 404
     assert audit_entries(session, "coach.viewed_member") == []
+
+
+def test_the_coach_home_links_each_group_to_its_pages_and_admins_to_the_audit_log(
+        app: Flask, session: Session, coach: User, cohort: Cohort) -> None:
+    html = signed_in(app, coach.display_name).get("/coach").get_data(as_text=True)
+    for path in (f"/coach/cohorts/{cohort.id}", f"/coach/cohorts/{cohort.id}/check-ins",
+                 f"/coach/cohorts/{cohort.id}/export"):
+        assert f'href="{path}"' in html
+    assert "/admin/audit" not in html
+    factories.make_user(session, name="Admin Ana", role=Role.ADMIN)
+    assert 'href="/admin/audit"' in signed_in(app, "Admin Ana").get("/coach").get_data(
+        as_text=True)

@@ -25,6 +25,12 @@ def _count(session: Session, model: type) -> int:
     return int(fresh(session).exec(select(func.count()).select_from(model)).one())
 
 
+def _moderation_log(session: Session) -> list[str]:
+    """The audit log's moderation entries (signing in writes its own, e.g. two-factor set-up)."""
+    return list(fresh(session).exec(select(AuditEntry.action).where(
+        col(AuditEntry.action).startswith("moderation.")).order_by(col(AuditEntry.id))).all())
+
+
 def _act(client: FlaskClient, **body: object) -> int:
     response = client.post("/api/v1/moderation/actions", json=body, headers=api_headers(client))
     assert response.status_code == 201, response.get_json()
@@ -63,7 +69,7 @@ def test_words_of_crisis_are_held_for_a_coach_and_bring_up_help_at_once(
 
     _act(coach, kind="approve", target_type="item", target_id=item.id)
     assert [i["id"] for i in peer.get("/api/v1/feed").get_json()["items"]] == [item.id]
-    assert fresh(session).exec(select(AuditEntry.action)).all() == ["moderation.approve"]
+    assert _moderation_log(session) == ["moderation.approve"]
 
 
 def test_a_comment_with_crisis_words_is_held_too(app: Flask, session: Session) -> None:
@@ -154,7 +160,7 @@ def test_only_the_groups_coaches_and_moderators_can_moderate(
     kim = signed_in(app, "Mod Kim")
     _act(kim, **body)
     assert fresh(session).get(FeedItem, item).status == "hidden"  # type: ignore[union-attr]
-    assert _count(session, AuditEntry) == 1
+    assert len(_moderation_log(session)) == 1
 
 
 def test_a_hidden_post_tells_its_author_why_and_one_appeal_can_undo_it(
@@ -184,8 +190,8 @@ def test_a_hidden_post_tells_its_author_why_and_one_appeal_can_undo_it(
                headers=api_headers(coach))
     assert fresh(session).get(FeedItem, item).status == "visible"  # type: ignore[union-attr]
     assert "undid this" in author.get("/safety").get_data(as_text=True)
-    actions = fresh(session).exec(select(AuditEntry.action).order_by(col(AuditEntry.id))).all()
-    assert actions == ["moderation.hide", "moderation.appeal", "moderation.appeal_decided"]
+    assert _moderation_log(session) == ["moderation.hide", "moderation.appeal",
+                                        "moderation.appeal_decided"]
 
 
 def test_a_posting_pause_stops_posts_and_comments_with_a_clear_message(
