@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, cli, db, errors, i18n, jobs, realtime, security, shell
@@ -16,6 +17,7 @@ from app.accounts import tasks as account_tasks  # noqa: F401  (registers the pe
 from app.config import ROOT, load_config
 from app.demo import add_demo_seeder
 from app.extensions import csrf, limiter
+from coach import demo as coach_demo
 from coach import handlers as coach_handlers
 from coach import routes as coach_routes
 from coach import tasks as coach_tasks  # noqa: F401  (registers the nightly rebuild)
@@ -89,9 +91,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(coach_routes.api)
     app.register_blueprint(coach_routes.admin)
     app.register_blueprint(coach_routes.admin_api)
+    shell.add_cohort_link(app, "coach.overview_page", _l("Overview"))
+    shell.add_cohort_link(app, "coach.check_ins_page", _l("Check-in list"))
+    shell.add_cohort_link(app, "coach.export_page", _l("Exports for evaluation"))
+    shell.add_admin_link(app, "admin.audit_page", _l("The audit log: who looked at or changed what"))
     notify_routes.init_app(app)
     notify_bootstrap.init_app(app)
     add_demo_seeder(app, feed_demo.seed)
+    add_demo_seeder(app, coach_demo.seed)
 
     bus = db.get_db(app).bus
     account_handlers.register(bus)
