@@ -25,7 +25,8 @@ def test_a_google_backfill_lands_in_the_rollups_exactly(
 
     with app.app_context():
         synced = stored_days(session, cohort.id or 0)
-        assert len(synced) >= 28 and all(day["steps_members"] == 1 for day in synced.values())
+        assert len(synced) >= 300  # a year of backfill
+        assert sum(day["steps_members"] for day in synced.values()) >= 300
         assert_rollups_match_raw(session, cohort.id or 0, today_of(walker))
         assert rollups.rebuild_cohort(session, cohort_id=cohort.id or 0) == 0
 
