@@ -59,8 +59,10 @@ def check_level(metric: ConsentMetric, value: ConsentLevel | str) -> ConsentLeve
     try:
         return ConsentLevel(value)
     except ValueError:
-        raise InvalidInput(_l("Please choose nothing, summary or detail for your %(metric)s.",
-                              metric=metric.value), field=metric.value) from None
+        message = (_l("Please choose nothing, summary or detail for your steps.")
+                   if metric == ConsentMetric.STEPS
+                   else _l("Please choose nothing, summary or detail for your sleep."))
+        raise InvalidInput(message, field=metric.value) from None
 
 
 def _chunks(ids: Collection[int]) -> list[list[int]]:
