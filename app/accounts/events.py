@@ -24,7 +24,8 @@ class SessionsEnded(DomainEvent):
 
 @dataclass(frozen=True)
 class MemberLeftCohort(DomainEvent):
-    """A member was removed from a cohort (or left it); its figures no longer count them."""
+    """Someone was taken out of a cohort (a member, a coach or a moderator): its figures no longer
+    count them, and their open sockets leave its rooms."""
 
     user_id: int
     cohort_id: int

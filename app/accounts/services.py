@@ -488,6 +488,8 @@ def remove_coach(session: Session, *, coach: User, cohort_id: int, user_id: int,
     session.flush()
     _log(session, coach=coach, action="cohort.coach_removed", cohort_id=cohort_id,
          user_id=user_id, now=now)
+    # Their open sockets leave the cohort's rooms too (no more live coach alerts).
+    record(session, MemberLeftCohort(user_id=user_id, cohort_id=cohort_id))
     return removed
 
 
@@ -526,6 +528,8 @@ def remove_moderator(session: Session, *, coach: User, cohort_id: int, user_id: 
     session.flush()
     _log(session, coach=coach, action="cohort.moderator_removed", cohort_id=cohort_id,
          user_id=user_id, now=now)
+    # Their open sockets leave the cohort's rooms too (no more live coach alerts).
+    record(session, MemberLeftCohort(user_id=user_id, cohort_id=cohort_id))
     return removed
 
 

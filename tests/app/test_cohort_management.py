@@ -16,6 +16,7 @@ from app.accounts.models import Cohort, CohortMembership, Role, User
 from app.audit import AuditEntry
 from app.db import get_db
 from app.extensions import socketio
+from app.realtime import emit_to_coaches
 from feed.safety.services import can_moderate
 from tests import factories
 from tests.factories import api_headers, csrf_token, fresh, sign_in
@@ -146,7 +147,10 @@ def test_a_coach_adds_and_removes_a_moderator_who_can_then_moderate_and_then_not
     assert can_moderate(fresh(session), user=kim, cohort_id=cohort.id or 0)
     assert not services.is_coach_of(session, user=kim, cohort_id=cohort.id or 0)
     # A moderator moderates, and nothing more: the coach home does not list the group for them.
-    assert "Sunny River" not in _signed_in(app, "Mod Kim").get("/coach").get_data(as_text=True)
+    kim_client = _signed_in(app, "Mod Kim")
+    assert "Sunny River" not in kim_client.get("/coach").get_data(as_text=True)
+    kim_socket = socketio.test_client(app, flask_test_client=kim_client)
+    assert kim_socket.is_connected()
 
     headers = api_headers(rosa)
     url = f"/api/v1/cohorts/{cohort.id}/moderators"
@@ -157,8 +161,12 @@ def test_a_coach_adds_and_removes_a_moderator_who_can_then_moderate_and_then_not
                          ("Nobody Here", 404)):
         assert rosa.post(url, json={"display_name": name}, headers=headers).status_code == status
 
+    kim_socket.get_received()
     status, _page = _post(rosa, f"/coach/cohorts/{cohort.id}/moderators/{kim.id}/remove")
     assert status == 302
+    with app.app_context():  # a crisis alert after the removal no longer reaches Kim's phone
+        emit_to_coaches(cohort.id or 0, "crisis_alert", {"cohort_id": cohort.id})
+    assert [e for e in kim_socket.get_received() if e["name"] == "crisis_alert"] == []
     assert "Mod Kim no longer moderates this group." in rosa.get("/coach").get_data(as_text=True)
     assert not can_moderate(fresh(session), user=kim, cohort_id=cohort.id or 0)
     assert rosa.delete(f"{url}/{kim.id}", headers=headers).status_code == 404  # already gone
