@@ -474,23 +474,30 @@ def add_co_coach(session: Session, *, coach: User, cohort_id: int, display_name:
     return new
 
 
-def remove_coach(session: Session, *, coach: User, cohort_id: int, user_id: int,
-                 now: datetime) -> User:
-    """Take a coach off the cohort (oneself included), as long as another coach remains."""
-    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+def _remove_seat(session: Session, *, coach: User, cohort_id: int, user_id: int,
+                 role: CohortRole, action: str, now: datetime) -> User:
+    """Take a staff account's seat (coach or moderator) in the cohort away."""
     seat = membership_of(session, cohort_id=cohort_id, user_id=user_id)
-    if seat is None or seat.role != CohortRole.COACH:
-        raise NotFound(_l("That person does not coach this group."))
-    if len(coaches_of(session, cohort_id=cohort_id)) <= 1:
+    if seat is None or seat.role != role:
+        raise NotFound(_l("That person does not coach this group.") if role == CohortRole.COACH
+                       else _l("That person does not moderate this group."))
+    if role == CohortRole.COACH and len(coaches_of(session, cohort_id=cohort_id)) <= 1:
         raise LastCoach()
     removed = get_user(session, user_id)
     session.delete(seat)
     session.flush()
-    _log(session, coach=coach, action="cohort.coach_removed", cohort_id=cohort_id,
-         user_id=user_id, now=now)
+    _log(session, coach=coach, action=action, cohort_id=cohort_id, user_id=user_id, now=now)
     # Their open sockets leave the cohort's rooms too (no more live coach alerts).
     record(session, MemberLeftCohort(user_id=user_id, cohort_id=cohort_id))
     return removed
+
+
+def remove_coach(session: Session, *, coach: User, cohort_id: int, user_id: int,
+                 now: datetime) -> User:
+    """Take a coach off the cohort (oneself included), as long as another coach remains."""
+    _locked_cohort(session, coach=coach, cohort_id=cohort_id)
+    return _remove_seat(session, coach=coach, cohort_id=cohort_id, user_id=user_id,
+                        role=CohortRole.COACH, action="cohort.coach_removed", now=now)
 
 
 def add_moderator(session: Session, *, coach: User, cohort_id: int, display_name: str,
@@ -520,17 +527,8 @@ def remove_moderator(session: Session, *, coach: User, cohort_id: int, user_id: 
                      now: datetime) -> User:
     """Stop a staff account moderating the cohort."""
     _locked_cohort(session, coach=coach, cohort_id=cohort_id)
-    seat = membership_of(session, cohort_id=cohort_id, user_id=user_id)
-    if seat is None or seat.role != CohortRole.MODERATOR:
-        raise NotFound(_l("That person does not moderate this group."))
-    removed = get_user(session, user_id)
-    session.delete(seat)
-    session.flush()
-    _log(session, coach=coach, action="cohort.moderator_removed", cohort_id=cohort_id,
-         user_id=user_id, now=now)
-    # Their open sockets leave the cohort's rooms too (no more live coach alerts).
-    record(session, MemberLeftCohort(user_id=user_id, cohort_id=cohort_id))
-    return removed
+    return _remove_seat(session, coach=coach, cohort_id=cohort_id, user_id=user_id,
+                        role=CohortRole.MODERATOR, action="cohort.moderator_removed", now=now)
 
 
 # --- invites ---
