@@ -1,11 +1,17 @@
 """What the coach rollups do when events arrive: in the same transaction as each change to a
-member's day, the member's and their cohorts' day rows move with it."""
+member's day, the member's and their cohorts' day rows move with it.
+
+A sync records StepsSynced, and goals then record GoalProgressed for the same days: the days to
+recompute are gathered per member and recomputed once, just before the transaction commits."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import col, select
 
 from app.accounts.events import ConsentChanged, MemberJoined, MemberLeftCohort
@@ -19,9 +25,28 @@ from goals.models import GoalDay
 from wearables.events import SleepSynced, StepsSynced
 from wearables.services import local_today
 
+_DUE = "hearten.coach_days_due"
+
 
 def _refresh(session: OrmSession, member_id: int, days: tuple[date, ...]) -> None:
-    rollups.refresh_member_days(sqlmodel_session(session), member_id=member_id, days=days)
+    due: dict[int, set[date]] = session.info.setdefault(_DUE, defaultdict(set))
+    due[member_id].update(days)
+
+
+@sa_event.listens_for(OrmSession, "before_commit")
+def _refresh_due(session: OrmSession) -> None:
+    """Recompute the gathered days inside the transaction, as its last writes."""
+    if session.in_nested_transaction():
+        return  # a savepoint is being released; the real commit is still to come
+    due: dict[int, set[date]] = session.info.pop(_DUE, {})
+    for member_id, days in sorted(due.items()):
+        rollups.refresh_member_days(sqlmodel_session(session), member_id=member_id, days=days)
+
+
+@sa_event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_due(session: OrmSession, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the whole transaction went; a savepoint only adds spare days
+        session.info.pop(_DUE, None)
 
 
 def _refresh_today(session: OrmSession, member_id: int) -> None:

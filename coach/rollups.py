@@ -17,15 +17,18 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func
+from sqlalchemy import and_, case, delete, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from app.accounts import consent
 from app.accounts.models import (
     CohortMembership,
     CohortRole,
+    Consent,
     ConsentLevel,
     ConsentMetric,
     Role,
@@ -196,21 +199,25 @@ def compute_member_days(session: Session, *, member: User, days: Collection[date
 # --- keeping the rollups ---
 
 
-def _upsert(session: Session, model: type[CohortDay] | type[MemberPulse],
-            key: tuple[str, ...], rows: list[dict[str, Any]], *, add: bool) -> None:
-    """One INSERT … ON CONFLICT per batch: `add` adds to the stored numbers, else replaces them."""
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
+def _insert(session: Session) -> Any:
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
+
+
+def _upsert(session: Session, model: type[SQLModel], key: tuple[str, ...],
+            rows: list[dict[str, Any]], *, add: bool) -> None:
+    """INSERT … ON CONFLICT for many rows: `add` adds to the stored numbers, else replaces them.
+
+    One statement, executed with every row's values (the driver batches them), rather than a
+    statement built anew with the values inlined for each batch."""
+    if not rows:
+        return
     table = SQLModel.metadata.tables[str(model.__tablename__)]
-    for start in range(0, len(rows), _CHUNK):
-        batch = rows[start:start + _CHUNK]
-        statement = insert(model).values(batch)
-        columns = {name: (table.c[name] + statement.excluded[name]) if add
-                   else statement.excluded[name] for name in batch[0] if name not in key}
-        if columns:
-            session.execute(statement.on_conflict_do_update(index_elements=list(key),
-                                                            set_=columns))
-        else:
-            session.execute(statement.on_conflict_do_nothing(index_elements=list(key)))
+    statement = _insert(session)(table)
+    columns = {name: (table.c[name] + statement.excluded[name]) if add
+               else statement.excluded[name] for name in rows[0] if name not in key}
+    statement = (statement.on_conflict_do_update(index_elements=list(key), set_=columns)
+                 if columns else statement.on_conflict_do_nothing(index_elements=list(key)))
+    session.execute(statement, rows)
 
 
 def member_cohorts(session: Session, *, member_id: int) -> list[int]:
@@ -278,13 +285,7 @@ def _store_member_days(session: Session, *, member_id: int, days: Mapping[date, 
                                                 col(MemberDay.day).in_(gone[start:start + _CHUNK])))
     kept = [{"member_id": member_id, "day": day, **dict(zip(_FIGURES, astuple(figures), strict=True))}
             for day, figures in sorted(days.items()) if not figures.empty]
-    if kept:
-        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
-        for start in range(0, len(kept), _CHUNK):
-            statement = insert(MemberDay).values(kept[start:start + _CHUNK])
-            session.execute(statement.on_conflict_do_update(
-                index_elements=["member_id", "day"],
-                set_={name: statement.excluded[name] for name in _FIGURES}))
+    _upsert(session, MemberDay, ("member_id", "day"), kept, add=False)
 
 
 _FIGURES = tuple(f.name for f in fields(DayFigures))
@@ -374,35 +375,78 @@ def rebuild_member(session: Session, *, member_id: int) -> set[date]:
                                days=all_days(session, member_id=member_id))
 
 
-def rebuild_cohort(session: Session, *, cohort_id: int) -> int:
-    """Recompute the cohort's members' days from raw rows, then its days from theirs; returns
-    how many cohort days were wrong (0 when the running upkeep kept up)."""
-    member_ids = list(session.exec(select(CohortMembership.user_id).where(
+def cohort_members(session: Session, *, cohort_id: int) -> list[int]:
+    return list(session.exec(select(CohortMembership.user_id).where(
         col(CohortMembership.cohort_id) == cohort_id,
         col(CohortMembership.role) == CohortRole.MEMBER)))
-    corrected: set[date] = set()
-    for member_id in member_ids:
-        corrected |= rebuild_member(session, member_id=member_id)
-    expected: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTED, 0))
-    levels = consent.levels_of(session, member_ids=member_ids)
-    for start in range(0, len(member_ids), _CHUNK):
-        chunk = member_ids[start:start + _CHUNK]
-        for row in session.exec(select(MemberDay).where(col(MemberDay.member_id).in_(chunk))):
-            totals = expected[row.day]
-            for name, value in contribution(DayFigures.of(row),
-                                            Shares.of(levels[row.member_id])).items():
-                totals[name] += value
+
+
+def expected_cohort_days(session: Session, *, cohort_id: int) -> dict[date, dict[str, int]]:
+    """The cohort's days summed in SQL from its members' days (the same rule as `contribution`:
+    steps and sleep only with consent)."""
+    steps_consent, sleep_consent = aliased(Consent), aliased(Consent)
+    day = MemberDay.__table__.c  # type: ignore[attr-defined]
+
+    def shared(alias: Any) -> Any:
+        return and_(alias.level.is_not(None), alias.level != ConsentLevel.NOTHING)
+
+    has_steps = and_(shared(steps_consent), day.steps.is_not(None))
+    has_sleep = and_(shared(sleep_consent), day.sleep_minutes.is_not(None))
+    active = (day.posts + day.cheers + day.comments + day.check_ins) > 0
+    sums = {
+        "steps_total": func.sum(case((has_steps, day.steps), else_=0)),
+        "steps_members": func.sum(case((has_steps, 1), else_=0)),
+        "sleep_total": func.sum(case((has_sleep, day.sleep_minutes), else_=0)),
+        "sleep_members": func.sum(case((has_sleep, 1), else_=0)),
+        "tracker_members": func.sum(case((day.tracker, 1), else_=0)),
+        "goal_members": func.sum(case((day.goals_total > 0, 1), else_=0)),
+        "goals_total": func.sum(day.goals_total),
+        "goals_met": func.sum(day.goals_met),
+        "active_members": func.sum(case((active, 1), else_=0)),
+        "posts": func.sum(day.posts),
+        "cheers": func.sum(day.cheers),
+        "comments": func.sum(day.comments),
+        "check_ins": func.sum(day.check_ins),
+    }
+    query = (sa_select(day.day, *(sums[name] for name in COUNTED))
+             .join(CohortMembership.__table__, and_(  # type: ignore[attr-defined]
+                 col(CohortMembership.user_id) == day.member_id,
+                 col(CohortMembership.cohort_id) == cohort_id,
+                 col(CohortMembership.role) == CohortRole.MEMBER))
+             .outerjoin(steps_consent, and_(col(steps_consent.member_id) == day.member_id,
+                                            col(steps_consent.metric) == ConsentMetric.STEPS))
+             .outerjoin(sleep_consent, and_(col(sleep_consent.member_id) == day.member_id,
+                                            col(sleep_consent.metric) == ConsentMetric.SLEEP))
+             .group_by(day.day))
+    return {row[0]: {name: int(value or 0) for name, value in zip(COUNTED, row[1:], strict=True)}
+            for row in session.execute(query)}
+
+
+def reconcile_cohort(session: Session, *, cohort_id: int) -> set[date]:
+    """Set the cohort's day rows to the sums of its members' days; returns the days corrected."""
+    expected = expected_cohort_days(session, cohort_id=cohort_id)
     stored = {row.day: row for row in session.exec(select(CohortDay).where(
         col(CohortDay.cohort_id) == cohort_id))}
+    corrected = set()
+    zero = dict.fromkeys(COUNTED, 0)
     for day in set(stored) | set(expected):
-        want = expected.get(day, dict.fromkeys(COUNTED, 0))
+        want = expected.get(day, zero)
         found = stored.get(day)
-        have = ({name: getattr(found, name) for name in COUNTED} if found
-                else dict.fromkeys(COUNTED, 0))
+        have = {name: getattr(found, name) for name in COUNTED} if found else zero
         if have != want:
             corrected.add(day)
             fixed = found or CohortDay(cohort_id=cohort_id, day=day)
             for name, value in want.items():
                 setattr(fixed, name, value)
             session.add(fixed)
-    return len(corrected)
+    return corrected
+
+
+def rebuild_cohort(session: Session, *, cohort_id: int) -> int:
+    """Recompute the cohort's members' days from raw rows, then its days from theirs, in one
+    transaction; returns how many cohort days were wrong (0 when the running upkeep kept up).
+    The nightly job does the same a member at a time (coach.tasks)."""
+    corrected: set[date] = set()
+    for member_id in cohort_members(session, cohort_id=cohort_id):
+        corrected |= rebuild_member(session, member_id=member_id)
+    return len(corrected | reconcile_cohort(session, cohort_id=cohort_id))

@@ -4,6 +4,7 @@ anything the running upkeep could not see)."""
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from sqlmodel import col, select
 
@@ -16,13 +17,23 @@ log = logging.getLogger(__name__)
 
 
 def rebuild_all() -> tuple[int, int]:
-    """Rebuild every cohort, each in its own transaction; returns (cohorts, days corrected)."""
-    with get_db().session(write=False) as read:
-        cohort_ids = list(read.exec(select(col(Cohort.id))))
+    """Rebuild every cohort: each member in a short transaction of their own (so that syncs and
+    posts never wait long for the lock), then each cohort's days; returns (cohorts, cohort days
+    corrected)."""
+    db = get_db()
+    with db.session(write=False) as read:
+        cohort_ids = [cohort_id or 0 for cohort_id in read.exec(select(col(Cohort.id)))]
     corrected = 0
     for cohort_id in cohort_ids:
-        with get_db().transaction() as session:
-            corrected += rollups.rebuild_cohort(session, cohort_id=cohort_id or 0)
+        with db.session(write=False) as read:
+            member_ids = rollups.cohort_members(read, cohort_id=cohort_id)
+        changed: set[date] = set()
+        for member_id in member_ids:
+            with db.transaction() as session:
+                changed |= rollups.rebuild_member(session, member_id=member_id)
+        with db.transaction() as session:
+            changed |= rollups.reconcile_cohort(session, cohort_id=cohort_id)
+        corrected += len(changed)
     return len(cohort_ids), corrected
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -58,7 +58,10 @@ class Cohort(SQLModel, table=True):
 class CohortMembership(SQLModel, table=True):
     """Who belongs to a cohort, as a member or as one of its coaches."""
 
-    __table_args__ = (UniqueConstraint("cohort_id", "user_id"),)
+    # The index answers "the cohort's members" from the index alone (coach figures, 10,000s).
+    __table_args__ = (UniqueConstraint("cohort_id", "user_id"),
+                      Index("ix_cohortmembership_cohort_role_user", "cohort_id", "role",
+                            "user_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     cohort_id: int = Field(sa_column=_fk("cohort.id"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from flask import Flask
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
@@ -208,3 +209,20 @@ def test_small_groups_show_fewer_than_k_never_a_number(session: Session, cohort:
     session.commit()
     assert services.overview(session, cohort_id=cohort.id or 0, days=7, today=today,
                              min_group=MIN_GROUP).average_steps.value == 6000
+
+
+def test_flask_coach_rebuild_repairs_a_day_a_member_at_a_time_and_says_so(
+        app: Flask, session: Session, cohort: Cohort) -> None:
+    people = make_group(session, cohort, 5)
+    today = today_of(people[0])
+    for person in people:
+        steps(session, person, dict.fromkeys(days_back(3, today), 5000))
+    runner = app.test_cli_runner()
+    assert "1 cohorts rebuilt; 0 cohort days corrected." in runner.invoke(
+        args=["coach", "rebuild"]).output
+    session.execute(delete(DailySteps).where(col(DailySteps.member_id) == people[1].id,
+                                             col(DailySteps.day) == today))
+    session.commit()
+    assert "1 cohorts rebuilt; 1 cohort days corrected." in runner.invoke(
+        args=["coach", "rebuild"]).output
+    assert_rollups_match_raw(session, cohort.id or 0, today)
