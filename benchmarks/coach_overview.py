@@ -22,7 +22,7 @@ as the app never runs one.
 The rollups (member and cohort days, each member's last active day) are written in the same bulk
 load, from the figures the seed knows it wrote (cohort sums through `rollups.contribution`, the
 app's own consent rule): building them with `rollups.rebuild_cohort` from nothing would take
-most of an hour at this size (the "from nothing" line of the output). They are then checked
+several minutes at this size (the "from nothing" line of the output). They are then checked
 two ways before anything is measured: every figure of the overview equals the one computed from
 the raw rows, for each window; and `rollups.rebuild_member` over a sample of members (--sample)
 changes no day, which checks their seeded member days, every day of the year, against the app's
