@@ -111,6 +111,13 @@ def manifest() -> Response:
         "background_color": "#f7f4ee",
         "theme_color": "#2f6f62",
         "icons": icons,
+        # Long-press shortcuts on the home-screen icon: straight to checking in, or to the group.
+        "shortcuts": [
+            {"name": _("Check in on my goals"), "short_name": _("Check in"),
+             "url": "/goals?source=shortcut", "icons": icons[:1]},
+            {"name": _("My group's feed"), "short_name": _("Group"),
+             "url": "/feed?source=shortcut", "icons": icons[:1]},
+        ],
     }
     response = jsonify(body)
     response.mimetype = "application/manifest+json"

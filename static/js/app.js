@@ -22,6 +22,22 @@ if (live && !saveData) {
 }
 
 if (document.querySelector("textarea[data-screen]")) import("./compose.js");
+
+// Installing: the days the app was used are counted here; the offer comes from install.js,
+// only when the browser says the app can be installed, and never on the first day.
+const offer = document.getElementById("install-offer");
+if (offer) {
+  try {
+    const state = JSON.parse(localStorage.getItem("hearten.install") || "{}");
+    const today = new Date().toISOString().slice(0, 10);
+    state.days = [...new Set([...(state.days || []), today])].slice(-10);
+    localStorage.setItem("hearten.install", JSON.stringify(state));
+  } catch { /* private mode: no offer */ }
+  addEventListener("beforeinstallprompt", (event) => {
+    event.preventDefault();
+    import("./install.js").then((m) => m.offer(event, offer));
+  });
+}
 if (document.querySelector("[data-push]")) import("./push.js");
 
 // Signing out: this phone stops getting notifications meant for the member who leaves.

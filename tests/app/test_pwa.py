@@ -41,3 +41,10 @@ def test_the_offline_page_holds_nothing_personal(client: FlaskClient) -> None:
     html = client.get("/offline").get_data(as_text=True)
     assert "You are offline" in html
     assert "csrf" not in html and "Sign out" not in html
+
+
+def test_the_manifest_offers_shortcuts_to_check_in_and_to_the_group(client: FlaskClient) -> None:
+    shortcuts = client.get("/manifest.webmanifest").get_json()["shortcuts"]
+    assert [(s["short_name"], s["url"]) for s in shortcuts] == [
+        ("Check in", "/goals?source=shortcut"), ("Group", "/feed?source=shortcut")]
+    assert all(s["icons"] and s["icons"][0]["sizes"] == "192x192" for s in shortcuts)
