@@ -13,6 +13,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -36,6 +37,7 @@ bp = Blueprint("shell", __name__)
 HomeSection = Callable[[Session, User], Markup]
 _SECTIONS = "hearten.home_sections"
 _COHORT_LINKS = "hearten.cohort_links"
+DATA_SAVER = "data_saver"  # the session key of the per-device setting
 _ADMIN_LINKS = "hearten.admin_links"
 # Files the service worker keeps so that the shell and the offline page open without a network.
 SHELL_ASSETS = ("css/app.css", "js/app.js", "icons/icon-192.png", "icons/icon-512.png")
@@ -183,7 +185,31 @@ def add_admin_link(app: Flask, endpoint: str, label: Any) -> None:
     app.extensions[_ADMIN_LINKS].append((endpoint, label))
 
 
+def data_saver() -> bool:
+    """This device asks for fewer bytes: the browser's `Save-Data: on`, or the setting here."""
+    return (request.headers.get("Save-Data", "").strip().lower() == "on"
+            or bool(session.get(DATA_SAVER)))
+
+
+@bp.post("/settings/data-saver")
+def set_data_saver() -> BaseResponse:
+    """Data saver on this device (kept in its cookie, so it holds across sign-ins)."""
+    session[DATA_SAVER] = request.form.get("data_saver") == "on"
+    flash(_("Data saver is on for this device: pages stay still until you refresh them.")
+          if session[DATA_SAVER] else _("Data saver is off: pages update by themselves again."))
+    target = request.form.get("next", "/")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+
+
+def _vary_on_save_data(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.vary.add("Save-Data")
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.after_request(_vary_on_save_data)
+    app.jinja_env.globals["data_saver"] = data_saver
     app.extensions[_SECTIONS] = []
     app.extensions[_COHORT_LINKS] = []
     app.extensions[_ADMIN_LINKS] = []

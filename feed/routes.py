@@ -22,6 +22,7 @@ from app.api import ApiBlueprint
 from app.db import get_session, utcnow
 from app.errors import DomainError, InvalidInput
 from app.extensions import limiter
+from app.shell import data_saver
 from feed import services, texts
 from feed.models import (
     CheerCreate,
@@ -42,6 +43,8 @@ from feed.safety import resources as crisis
 from feed.safety.screening import screen
 from goals import services as goals
 from goals.models import Goal, GoalStatus, Milestone, Visibility
+
+SAVER_PAGE_SIZE = 10  # posts a page with data saver on
 
 bp = Blueprint("feed", __name__, template_folder="templates")
 api = ApiBlueprint("feed_api", __name__, tag="feed")
@@ -150,7 +153,9 @@ def _feed_page(error: DomainError | None = None, form: dict[str, str] | None = N
     db_session = get_session()
     place = services.default_seat(db_session, viewer=viewer, cohort_id=_int_arg("cohort"))
     before = _int_arg("before")
-    items = services.visible_items(db_session, viewer=viewer, place=place, before=before)
+    size = SAVER_PAGE_SIZE if data_saver() else services.PAGE_SIZE
+    items = services.visible_items(db_session, viewer=viewer, place=place, before=before,
+                                   limit=size)
     tips = services.tips_that_worked(db_session, viewer=viewer, place=place) if before is None \
         else []
     reading = services.just_reading(db_session, member=viewer)
@@ -159,7 +164,7 @@ def _feed_page(error: DomainError | None = None, form: dict[str, str] | None = N
         tips=_views(db_session, viewer, tips), cohorts=services.cohorts_for(db_session,
                                                                            viewer=viewer),
         last_seq=services.last_seq(db_session, cohort_id=place.cohort_id),
-        next_before=items[-1].id if len(items) == services.PAGE_SIZE else None,
+        next_before=items[-1].id if items and len(items) == size else None,
         before=before, just_reading=reading, cheer_labels=texts.CHEERS,
         kinds=texts.KIND_LABELS, error=error, form=form or {}, key=secrets.token_urlsafe(16),
         now=utcnow(), crisis_resources=crisis.take(), all_resources=crisis.resources()), status

@@ -25,6 +25,8 @@ from app.errors import NotFound, wants_json
 F = TypeVar("F", bound=Callable[..., Any])
 TOUCH_EVERY = timedelta(minutes=1)
 SESSION_KEY = "sid"
+# This device's own choices, kept when someone signs in on it: language and data saver.
+DEVICE_SETTINGS = ("lang", "data_saver")
 # Served the same to everyone: no need to look the visitor up (and health checks must not).
 ANONYMOUS_ENDPOINTS = frozenset({"static", "shell.healthz", "shell.offline", "shell.service_worker",
                                  "shell.manifest"})
@@ -141,7 +143,7 @@ def second_factor_url(next_url: str | None = None) -> str:
 
 def login(user: User) -> None:
     """Start a new server-side session with a fresh cookie (no session fixation)."""
-    lang = session.get("lang")
+    kept = {key: session[key] for key in DEVICE_SETTINGS if key in session}
     previous: UserSession | None = g.get("user_session") or g.get("pending_session")
     session.clear()
     device = (request.user_agent.string or "")[:80]
@@ -153,8 +155,7 @@ def login(user: User) -> None:
         record, token = services.start_session(write, user=user, device=device, now=utcnow())
     session[SESSION_KEY] = token
     session.permanent = True
-    if lang:
-        session["lang"] = lang
+    session.update(kept)
     _set_current(user, record)
 
 

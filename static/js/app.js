@@ -14,7 +14,8 @@ for (const select of document.querySelectorAll("select[data-auto-timezone]")) {
 }
 
 const live = document.body.dataset.live;
-const saveData = navigator.connection && navigator.connection.saveData;
+const saveData = document.body.dataset.saver === "on" ||
+  (navigator.connection && navigator.connection.saveData);
 if (live && !saveData) {
   const start = () => import("./live.js").then((m) => m.start(live));
   if (document.readyState === "complete") start();
