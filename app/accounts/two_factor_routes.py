@@ -3,12 +3,14 @@ entering its code (or a recovery code) after the password, and renewing recovery
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import segno
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from sqlmodel import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth, two_factor
@@ -144,61 +146,56 @@ def _not_owing() -> BaseResponse | None:
     return redirect(url_for("accounts.login"))
 
 
-@bp.route("/login/two-factor", methods=["GET", "POST"])
-@throttle
-def verify() -> Any:
+def _second_step(template: str, check: Callable[[Session, User], Any],
+                 then: Callable[[Any], None] | None = None) -> Any:
+    """The step after the password: show the page, or check what was typed (`check` raises a
+    DomainError when it is wrong), sign this device in, and go on (`then` gets what `check`
+    answered)."""
     elsewhere = _not_owing()
     if elsewhere is not None:
         return elsewhere
     if auth.second_factor_step() == "two_factor_setup":
         return redirect(url_for("two_factor.setup", next=_next_arg()))
     if request.method != "POST":
-        return render_template("accounts/two_factor_verify.html", next=_next_arg())
+        return render_template(template, next=_next_arg())
     user = auth.pending_user()
     assert user is not None
     db_session = get_session()
     try:
-        two_factor.verify_code(db_session, user=user, code=request.form.get("code", ""),
-                               cipher=_cipher(), now=utcnow())
+        answer = check(db_session, user)
         _mark_this_device(db_session)
         db_session.commit()
     except DomainError as exc:
         db_session.rollback()
-        return render_template("accounts/two_factor_verify.html", next=_next_arg(),
-                               error=exc), exc.status
+        return render_template(template, next=_next_arg(), error=exc), exc.status
     _signed_in_now()
+    if then is not None:
+        then(answer)
     return redirect(_safe_next())
 
 
-@bp.route("/login/two-factor/recovery", methods=["GET", "POST"])
+@bp.route("/login/two-factor", methods=["GET", "POST"])
 @throttle
-def recovery() -> Any:
-    elsewhere = _not_owing()
-    if elsewhere is not None:
-        return elsewhere
-    if auth.second_factor_step() == "two_factor_setup":
-        return redirect(url_for("two_factor.setup", next=_next_arg()))
-    if request.method != "POST":
-        return render_template("accounts/two_factor_recovery.html", next=_next_arg())
-    user = auth.pending_user()
-    assert user is not None
-    db_session = get_session()
-    try:
-        left = two_factor.use_recovery_code(db_session, user=user,
-                                            code=request.form.get("code", ""), now=utcnow())
-        _mark_this_device(db_session)
-        db_session.commit()
-    except DomainError as exc:
-        db_session.rollback()
-        return render_template("accounts/two_factor_recovery.html", next=_next_arg(),
-                               error=exc), exc.status
-    _signed_in_now()
+def verify() -> Any:
+    return _second_step("accounts/two_factor_verify.html", lambda db_session, user: (
+        two_factor.verify_code(db_session, user=user, code=request.form.get("code", ""),
+                               cipher=_cipher(), now=utcnow())))
+
+
+def _recovery_codes_left(left: int) -> None:
     flash(ngettext("You are signed in. You have %(num)d recovery code left.",
                    "You are signed in. You have %(num)d recovery codes left.", left))
     if left <= 3:
         flash(_("When you have a moment, you can make a fresh set of recovery codes in "
                 "your two-step sign-in settings."))
-    return redirect(_safe_next())
+
+
+@bp.route("/login/two-factor/recovery", methods=["GET", "POST"])
+@throttle
+def recovery() -> Any:
+    return _second_step("accounts/two_factor_recovery.html", lambda db_session, user: (
+        two_factor.use_recovery_code(db_session, user=user, code=request.form.get("code", ""),
+                                     now=utcnow())), then=_recovery_codes_left)
 
 
 # --- pages: setting up, and the settings page ---
