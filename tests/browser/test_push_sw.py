@@ -48,16 +48,21 @@ def _controlled_page(phone: BrowserContext, server: LiveServer) -> Page:
 
 
 def _registration_id(page: Page, cdp: CDPSession) -> str:
+    """The worker's registration, once its version is activated (a push handed to a worker still
+    installing is dropped, which made this test flaky on a busy machine)."""
     found: list[dict[str, Any]] = []
+    versions: list[dict[str, Any]] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated",
            lambda event: found.extend(event["registrations"]))
-    cdp.send("ServiceWorker.enable")  # announces the registrations to the listener above
-    for _ in range(50):
-        if found:
-            break
+    cdp.on("ServiceWorker.workerVersionUpdated", lambda event: versions.extend(event["versions"]))
+    cdp.send("ServiceWorker.enable")  # announces registrations and versions to the listeners
+    for _ in range(150):
+        live = [r for r in found if not r.get("isDeleted")]
+        active = {v["registrationId"] for v in versions if v["status"] == "activated"}
+        if any(r["registrationId"] in active for r in live):
+            return str(next(r for r in live if r["registrationId"] in active)["registrationId"])
         page.wait_for_timeout(100)
-    assert found, "the service worker registration did not show up"
-    return str(found[0]["registrationId"])
+    raise AssertionError(f"no activated service worker: {found} {versions}")
 
 
 def _push(page: Page, cdp: CDPSession, server: LiveServer, registration: str,
@@ -67,9 +72,9 @@ def _push(page: Page, cdp: CDPSession, server: LiveServer, registration: str,
 
 
 def _notifications(page: Page, tag: str = "", count: int | None = None) -> list[dict[str, Any]]:
-    """The notifications shown (waiting up to 5 s for `count` of them)."""
+    """The notifications shown (waiting up to 15 s for `count` of them)."""
     found: list[dict[str, Any]] = []
-    for _ in range(50):
+    for _ in range(150):
         found = page.evaluate(NOTIFICATIONS, tag)
         if count is None or len(found) == count:
             break
