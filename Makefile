@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint setup dev-setup translations chromium clean
+.PHONY: run test lint audit setup dev-setup translations chromium clean
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,17 @@ $(BIN)/.dev: requirements-dev.txt $(BIN)/.runtime
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Lighthouse (the page budgets), pinned in package-lock.json; npm ci starts from an empty folder.
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 translations: $(BIN)/.runtime
 	$(BIN)/python scripts/i18n.py compile
 
 setup: $(BIN)/.runtime translations
 
-dev-setup: setup $(BIN)/.dev chromium
+dev-setup: setup $(BIN)/.dev chromium node_modules/.installed
 
 # Browser tests drive Debian's Chromium; install it when it is missing (needs root, as CI has).
 chromium:
@@ -39,5 +44,9 @@ lint: dev-setup
 test: dev-setup
 	bash scripts/test.sh
 
+# Lighthouse on every main page: scores, bytes and LCP against the budgets (also run by make test).
+audit: dev-setup
+	$(BIN)/python benchmarks/page_budgets.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

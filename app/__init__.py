@@ -16,7 +16,7 @@ from app.accounts import routes as account_routes
 from app.accounts import tasks as account_tasks  # noqa: F401  (registers the periodic task)
 from app.config import ROOT, load_config
 from app.demo import add_demo_seeder
-from app.extensions import csrf, limiter
+from app.extensions import compress, csrf, limiter
 from coach import demo as coach_demo
 from coach import handlers as coach_handlers
 from coach import routes as coach_routes
@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = app.config["TRUST_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    compress.init_app(app)  # first, so that it runs after every other after_request hook
     db.init_app(app)
     errors.init_app(app)
     csrf.init_app(app)

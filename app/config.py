@@ -111,6 +111,12 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # not seen for this many days appear on the check-in list.
         "SMALL_GROUP_MIN": _int("SMALL_GROUP_MIN", 5),
         "CHECK_IN_IDLE_DAYS": _int("CHECK_IN_IDLE_DAYS", 7),
+        # Text answers go out gzipped when the browser accepts it (Flask-Compress), static files
+        # and streamed downloads too; Socket.IO's own transport never passes through Flask.
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_ALGORITHM_STREAMING": ["gzip"],
+        "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/javascript", "application/javascript",
+                               "application/json", "application/manifest+json", "image/svg+xml"],
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "25 per 5 minutes"),
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

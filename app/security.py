@@ -58,5 +58,5 @@ def init_app(app: Flask) -> None:
                                                                        "application/json"):
             # Pages and API answers hold a member's own data: never keep them in shared caches.
             headers["Cache-Control"] = "no-store"
-        headers.add("Vary", "Cookie")
+        response.vary.add("Cookie")  # one Vary header, which compression then extends
         return response

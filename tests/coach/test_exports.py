@@ -5,7 +5,9 @@ and every refused one leaves nothing behind."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -343,3 +345,17 @@ def test_the_export_page_explains_who_is_in_it_and_sends_the_form_to_the_downloa
     assert exports_audited(session) == []  # only the download itself is an export
     assert len(client.get(sent.headers["Location"]).get_json()["rows"]) == 6 * 14
     assert len(exports_audited(session)) == 1
+
+
+def test_a_json_export_streams_gzipped_to_a_browser_that_accepts_it(
+        app: Flask, coach: User, group: Group) -> None:
+    client = signed_in(app, coach.display_name)
+    url = f"/coach/cohorts/{group.cohort.id}/export.json?{group.query}"
+    plain = client.get(url)
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in packed.headers  # compressed as it streams
+    assert packed.headers["Content-Disposition"] == plain.headers["Content-Disposition"]
+    assert json.loads(gzip.decompress(packed.data))["rows"] == plain.get_json()["rows"]
