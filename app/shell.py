@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -30,7 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app import jobs
 from app.accounts import auth, services
 from app.accounts.models import CohortRole, Role, User
-from app.db import get_db, get_session
+from app.db import get_db, get_session, utcnow
 
 bp = Blueprint("shell", __name__)
 # A card on the member home, added by a feature: (session, member) -> rendered HTML.
@@ -40,7 +41,8 @@ _COHORT_LINKS = "hearten.cohort_links"
 DATA_SAVER = "data_saver"  # the session key of the per-device setting
 _ADMIN_LINKS = "hearten.admin_links"
 # Files the service worker keeps so that the shell and the offline page open without a network.
-SHELL_ASSETS = ("css/app.css", "js/app.js", "icons/icon-192.png", "icons/icon-512.png")
+SHELL_ASSETS = ("css/app.css", "js/app.js", "js/outbox.js", "icons/icon-192.png",
+                "icons/icon-512.png")
 
 
 @cache
@@ -201,14 +203,26 @@ def set_data_saver() -> BaseResponse:
     return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
 
-def _vary_on_save_data(response: Response) -> Response:
+def viewer_tag() -> str:
+    """Who a page was made for, as an opaque tag: the service worker keeps last-seen pages for
+    offline reading only while this stays the same, and forgets them when it changes (another
+    member signed in on this phone, or nobody is)."""
+    user = auth.current_user()
+    if user is None:
+        return "none"
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, f"viewer:{user.id}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _page_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.vary.add("Save-Data")
+        response.headers["X-Hearten-Viewer"] = viewer_tag()
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.after_request(_vary_on_save_data)
+    app.after_request(_page_headers)
     app.jinja_env.globals["data_saver"] = data_saver
     app.extensions[_SECTIONS] = []
     app.extensions[_COHORT_LINKS] = []
@@ -217,3 +231,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["admin_links"] = lambda: app.extensions[_ADMIN_LINKS]
     app.extensions["hearten.shell_version"] = shell_version(app)
     app.jinja_env.globals["asset"] = asset_url
+    app.jinja_env.globals["rendered_at"] = lambda: utcnow().isoformat(timespec="seconds")
+    app.jinja_env.globals["viewer_tag"] = viewer_tag

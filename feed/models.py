@@ -152,6 +152,8 @@ class PostCreate(SQLModel):
     kind: ItemKind = Field(description="story or tip")
     body: str = Field(max_length=4000, description="Plain text, up to 1,000 characters.")
     cohort_id: int | None = Field(default=None, description="Your peer group; yours when left out.")
+    client_key: str | None = Field(default=None, max_length=64,
+                                   description="Random key from the device; a resend counts once.")
 
 
 class CheerCreate(SQLModel):

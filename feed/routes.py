@@ -202,14 +202,17 @@ def post_page() -> Any:
             kind = ItemKind(form["kind"] or ItemKind.STORY)
         except ValueError:
             raise InvalidInput(_l("Please choose a story or a tip."), field="kind") from None
-        item = services.post(db_session, author=auth.require_user(), kind=kind, body=form["body"],
-                             cohort_id=int(form["cohort_id"]) if form["cohort_id"].isdigit()
-                             else None, now=utcnow(),
-                             hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
+        item = services.post_once(db_session, author=auth.require_user(), kind=kind,
+                                  body=form["body"], client_key=request.form.get("client_key")
+                                  or None, cohort_id=int(form["cohort_id"])
+                                  if form["cohort_id"].isdigit() else None, now=utcnow(),
+                                  hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
         db_session.commit()
     except DomainError as exc:
         db_session.rollback()
         return _feed_page(exc, form, exc.status)
+    if item is None:  # a resend of a post already shared
+        return redirect(url_for("feed.feed_page"))
     if item.status == ItemStatus.HELD and screen(item.body).crisis:
         crisis.show_next()
         flash(_("Thank you for sharing this. It goes to your coach first, and they will be in "
@@ -390,13 +393,15 @@ def api_feed() -> FeedPage:
 @api.operation("POST", "/feed", summary="Share a story or a tip with my peer group.",
                body=PostCreate, response=ItemPublic, status=201)
 @posts_limit
-def api_post(body: PostCreate) -> ItemPublic:
+def api_post(body: PostCreate) -> ItemPublic | None:
     viewer = auth.require_user()
     db_session = get_session()
-    item = services.post(db_session, author=viewer, cohort_id=body.cohort_id, kind=body.kind,
-                         body=body.body, now=utcnow(),
-                         hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
+    item = services.post_once(db_session, author=viewer, cohort_id=body.cohort_id,
+                              kind=body.kind, body=body.body, client_key=body.client_key,
+                              now=utcnow(), hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
     db_session.commit()
+    if item is None:
+        return None  # a resend: already shared
     return _public(_views(db_session, viewer, [item])[0])
 
 

@@ -261,6 +261,17 @@ def post(session: Session, *, author: User, cohort_id: int | None, kind: ItemKin
     return item
 
 
+def post_once(session: Session, *, author: User, cohort_id: int | None, kind: ItemKind,
+              body: str, client_key: str | None, now: datetime, hold_first: int = 0
+              ) -> FeedItem | None:
+    """`post`, or None when this is a resend (the offline outbox, a retry) of a post already
+    made with the same client key. A post refused rolls back, and so frees its key."""
+    if not idempotency.claim(session, user_id=_id(author), key=client_key, action="post"):
+        return None
+    return post(session, author=author, cohort_id=cohort_id, kind=kind, body=body, now=now,
+                hold_first=hold_first)
+
+
 def _shown_posts(session: Session, *, author_id: int) -> int:
     """How many of the member's own stories and tips the group has seen."""
     return int(session.exec(select(func.count()).select_from(FeedItem).where(

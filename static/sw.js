@@ -1,4 +1,5 @@
-// Hearten's service worker: a versioned app-shell cache, an offline page, network-first pages.
+// Hearten's service worker: a versioned app-shell cache, an offline page, network-first pages
+// (the member's last-seen ones kept for reading offline).
 // The server fills in VERSION and PRECACHE (fingerprinted URLs) when it serves this file.
 const VERSION = "__VERSION__";
 const SHELL = `shell-${VERSION}`;
@@ -10,10 +11,56 @@ self.addEventListener("install", (event) => {
 });
 
 self.addEventListener("activate", (event) => {
+  const keep = [SHELL, PAGES, META];
   event.waitUntil(caches.keys()
-    .then((keys) => Promise.all(keys.filter((k) => k !== SHELL).map((k) => caches.delete(k))))
+    .then((keys) => Promise.all(keys.filter((k) => !keep.includes(k)).map((k) => caches.delete(k))))
     .then(() => self.clients.claim()));
 });
+
+// The last-seen pages a member reads offline: home, the group, goals, inbox and their tracker.
+const PAGES = "pages";
+const META = "meta";
+const KEPT = /^\/(home|feed|feed\/\d+|goals|goals\/\d+|inbox|tracker)$/;
+
+// Pages come from the network; the ones above are kept for reading offline, for as long as the
+// same member is signed in (the server tags each page with an opaque viewer). Another member, or
+// nobody, signed in on this phone: the kept pages are forgotten at once.
+async function remember(url, response) {
+  const viewer = response.headers.get("X-Hearten-Viewer");
+  if (!viewer) return;
+  const meta = await caches.open(META);
+  const known = await meta.match("/viewer").then((r) => (r ? r.text() : null));
+  if (viewer !== known) {
+    await caches.delete(PAGES);
+    await meta.put("/viewer", new Response(viewer));
+  }
+  const plain = [...url.searchParams.keys()].every((k) => k === "source" || k === "cohort");
+  if (viewer !== "none" && response.ok && KEPT.test(url.pathname) && plain) {
+    const pages = await caches.open(PAGES);
+    await pages.put(url.pathname, response);
+  }
+}
+
+function navigate(event) {
+  const url = new URL(event.request.url);
+  const network = fetch(event.request);
+  // The copy is taken before the page reads the answer (this runs first).
+  event.waitUntil(network.then((response) => remember(url, response.clone())).catch(() => {}));
+  return network.catch(async () => {
+    const kept = await caches.open(PAGES).then((pages) => pages.match(url.pathname));
+    return kept ? markKept(kept) : caches.match("/offline");
+  });
+}
+
+// A kept page says so (`<body data-kept>`): the phone may claim to be online while no network
+// answers, and the page then still knows to keep actions in the outbox.
+async function markKept(kept) {
+  const html = (await kept.text()).replace("<body", "<body data-kept");
+  const headers = new Headers(kept.headers);
+  headers.delete("Content-Length");
+  headers.delete("Content-Encoding");
+  return new Response(html, { status: kept.status, headers });
+}
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
@@ -21,19 +68,25 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.mode === "navigate") {
-    // Pages hold a member's own data: always from the network, never stored here.
-    event.respondWith(fetch(request).catch(() => caches.match("/offline")));
+    event.respondWith(navigate(event));
     return;
   }
-  if (url.pathname.startsWith("/static/") && url.searchParams.has("v")) {
+  if (!url.pathname.startsWith("/static/")) return;
+  const keepCopy = (res) => {
+    if (res.ok) {
+      const copy = res.clone();
+      caches.open(SHELL).then((cache) => cache.put(request, copy));
+    }
+    return res;
+  };
+  if (url.searchParams.has("v")) {
     // Fingerprinted files never change: the cache first, then the network (and keep a copy).
-    event.respondWith(caches.match(request).then((hit) => hit || fetch(request).then((res) => {
-      if (res.ok) {
-        const copy = res.clone();
-        caches.open(SHELL).then((cache) => cache.put(request, copy));
-      }
-      return res;
-    })));
+    event.respondWith(caches.match(request).then((hit) => hit || fetch(request).then(keepCopy)));
+  } else {
+    // Modules the scripts import by name: the network first (keeping a copy), the copy offline.
+    event.respondWith(fetch(request).then(keepCopy)
+      .catch(() => caches.match(request, { ignoreSearch: true })
+        .then((hit) => hit || Response.error())));
   }
 });
 

@@ -6,8 +6,9 @@ if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
 }
 
-const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+// Intl's time zone costs tens of milliseconds on a cheap phone: only where a form asks for it.
 for (const select of document.querySelectorAll("select[data-auto-timezone]")) {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (select.value === "UTC" && zone && [...select.options].some((o) => o.value === zone)) {
     select.value = zone;
   }
@@ -17,12 +18,19 @@ const live = document.body.dataset.live;
 const saveData = document.body.dataset.saver === "on" ||
   (navigator.connection && navigator.connection.saveData);
 if (live && !saveData) {
+  // Live updates need the network: offline (a page kept for reading), they start once it is back.
   const start = () => import("./live.js").then((m) => m.start(live));
-  if (document.readyState === "complete") start();
-  else addEventListener("load", start, { once: true });
+  const kept = "kept" in document.body.dataset; // a copy from the phone, shown offline
+  const whenOnline = () => (navigator.onLine && !kept ? start()
+    : addEventListener("online", start, { once: true }));
+  if (document.readyState === "complete") whenOnline();
+  else addEventListener("load", whenOnline, { once: true });
 }
 
 if (document.querySelector("textarea[data-screen]")) import("./compose.js");
+
+// Offline: the last-seen page says so, and actions wait in the outbox until the network is back.
+if (document.getElementById("outbox")) import("./outbox.js").then((m) => m.start());
 
 // Installing: the days the app was used are counted here; the offer comes from install.js,
 // only when the browser says the app can be installed, and never on the first day.
@@ -41,7 +49,8 @@ if (offer) {
 }
 if (document.querySelector("[data-push]")) import("./push.js");
 
-// Signing out: this phone stops getting notifications meant for the member who leaves.
+// Signing out: this phone stops getting notifications meant for the member who leaves (the
+// server's answer then clears the pages, the outbox and the worker kept for them).
 for (const form of document.querySelectorAll("[data-signout]")) {
   form.addEventListener("submit", () => {
     navigator.serviceWorker?.ready.then((r) => r.pushManager?.getSubscription()).then((s) => {

@@ -1,6 +1,9 @@
 // The live feed: new posts, cheers and comments arrive without a reload. Every change carries
 // the cohort's next number; when a number is skipped (or the socket was away), the page asks the
 // server for everything after the last number it saw, so a missed message loses nothing.
+// What arrives is said politely to screen readers (#feed-news), in the page's words.
+
+import { countOf, counted, fill, number } from "./words.js";
 
 export function follow(socket) {
   const feed = document.querySelector("[data-feed]");
@@ -10,7 +13,15 @@ export function follow(socket) {
   let last = Number(feed.dataset.lastSeq || 0);
   let running = null;
   let again = false;
+  const news = document.getElementById("feed-news");
+  const mine = new Map(); // "item:kind" -> until when: a cheer this page just gave is no news here
+  const authorOf = (id) => document.getElementById(`item-${id}`)?.dataset.author || "";
 
+  function tell(text) {
+    if (news && text) news.textContent = text;
+  }
+
+  // Puts a post from the server in its place; true when it is new on this page.
   function place(article) {
     const current = document.getElementById(article.id);
     if (current) {
@@ -18,7 +29,9 @@ export function follow(socket) {
     } else if (!single) {
       feed.querySelector(".empty")?.remove();
       feed.prepend(article);
+      return true;
     }
+    return false;
   }
 
   async function fetchChanges() {
@@ -31,7 +44,13 @@ export function follow(socket) {
     for (const id of (box.dataset.removed || "").split(",").filter(Boolean)) {
       document.getElementById(`item-${id}`)?.remove();
     }
-    for (const article of [...box.querySelectorAll("article[data-item]")].reverse()) place(article);
+    // New posts are the ones newer than any here (a change to an older post also comes back).
+    const newest = Math.max(0, ...[...feed.querySelectorAll("article[data-item]")]
+      .map((article) => Number(article.dataset.item)));
+    const fresh = [...box.querySelectorAll("article[data-item]")].reverse()
+      .filter((article) => place(article) && Number(article.dataset.item) > newest);
+    if (fresh.length === 1) tell(fill(news?.dataset.posted, { name: fresh[0].dataset.author }));
+    else if (fresh.length > 1 && news) tell(counted(news, "posts", fresh.length));
     last = Math.max(last, Number(box.dataset.lastSeq));
     feed.dataset.lastSeq = String(last);
     if ("more" in box.dataset) again = true; // far behind: the rest comes in the next answer
@@ -49,10 +68,15 @@ export function follow(socket) {
   function showCheers(data) {
     const article = document.getElementById(`item-${data.item_id}`);
     if (!article) return;
+    let more = false;
     for (const count of article.querySelectorAll("[data-count]")) {
       const value = data.cheers[count.dataset.count] || 0;
-      count.textContent = value ? String(value) : "";
+      const given = (mine.get(`${data.item_id}:${count.dataset.count}`) || 0) > Date.now();
+      if (value > countOf(count) && !given) more = true;
+      count.dataset.value = String(value);
+      count.textContent = value ? number(value) : "";
     }
+    if (more) tell(fill(news?.dataset.cheered, { name: article.dataset.author }));
   }
 
   socket.on("feed", (data) => {
@@ -68,7 +92,9 @@ export function follow(socket) {
       return;
     }
     if (single && data.kind === "comment") { location.reload(); return; }
-    catchUp();
+    const said = data.kind === "comment" && !single
+      ? fill(news?.dataset.commented, { name: authorOf(data.item_id) }) : "";
+    catchUp().then(() => tell(said));
   });
   socket.on("connect", () => { catchUp(); }); // after a reconnect: whatever was missed
 
@@ -86,13 +112,17 @@ export function follow(socket) {
     if (key) key.value = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  // One tap on a cheer: sent in the background, the page stays where it is.
+  // One tap on a cheer: sent in the background, the page stays where it is. While it goes, the
+  // button says it is busy (aria-disabled) but keeps the focus: a disabled button would drop it.
   feed.addEventListener("submit", async (event) => {
     const form = event.target;
     if (!form.matches("[data-cheer]")) return;
     event.preventDefault();
     const button = form.querySelector("button");
-    button.disabled = true;
+    if (button.getAttribute("aria-disabled") === "true") return; // one send at a time
+    const kind = form.querySelector("input[name=kind]")?.value;
+    mine.set(`${form.closest("[data-item]")?.dataset.item}:${kind}`, Date.now() + 10000);
+    button.setAttribute("aria-disabled", "true");
     try {
       const response = await fetch(form.action, { method: "POST", body: new FormData(form) });
       if (!response.ok) throw new Error(String(response.status));
@@ -101,7 +131,7 @@ export function follow(socket) {
     } catch {
       form.submit(); // let the browser send it the plain way
     } finally {
-      button.disabled = false;
+      button.removeAttribute("aria-disabled");
     }
   });
 }

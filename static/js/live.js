@@ -1,10 +1,13 @@
 // Live updates over Socket.IO, loaded only on pages that show live data, after first paint.
+// Its words come from the page (translated there) and its numbers go through Intl (words.js).
+
+import { countOf, fill, keepTimesFresh, showCount } from "./words.js";
 
 const state = () => document.getElementById("live-state");
 
 function say(text) {
   const el = state();
-  if (el) el.textContent = text;
+  if (el && text) el.textContent = text;
 }
 
 function addMember(data) {
@@ -17,7 +20,7 @@ function addMember(data) {
     list.append(li);
   }
   for (const count of document.querySelectorAll(`[data-member-count="${data.cohort_id}"]`)) {
-    count.textContent = String(Number(count.textContent) + 1);
+    showCount(count, countOf(count) + 1);
   }
 }
 
@@ -25,7 +28,7 @@ function showProgress(data) {
   const bar = document.querySelector(`[data-sync-progress="${data.connection_id}"]`);
   if (bar) { bar.max = data.total; bar.value = data.done; }
   const text = document.querySelector(`[data-sync-text="${data.connection_id}"]`);
-  if (text) text.textContent = `${data.done} / ${data.total}`;
+  if (text) text.textContent = fill(text.dataset.words, { done: data.done, total: data.total });
   if (data.done >= data.total && bar) bar.closest(".connection")?.setAttribute("data-done", "1");
 }
 
@@ -48,10 +51,12 @@ function refreshGoals() {
 
 export async function start() {
   const { io } = await import("/static/vendor/socket.io-4.8.4.esm.min.js");
-  const socket = io({ transports: ["websocket", "polling"] });
-  const labels = document.documentElement.lang === "es"
-    ? { on: "En vivo", off: "Sin conexión en vivo; se reconectará sola." }
-    : { on: "Live", off: "Not live right now; it will reconnect by itself." };
+  const socket = io({ transports: ["websocket", "polling"], autoConnect: navigator.onLine });
+  // Offline, the socket rests (no attempts bound to fail) and comes back with the network.
+  addEventListener("offline", () => socket.disconnect());
+  addEventListener("online", () => socket.connect());
+  const labels = state()?.dataset || {};
+  keepTimesFresh();
   socket.on("connect", () => { document.body.dataset.socket = "connected"; say(labels.on); });
   socket.on("disconnect", () => { document.body.dataset.socket = "disconnected"; say(labels.off); });
   socket.on("member_joined", addMember);
@@ -68,7 +73,7 @@ export async function start() {
       link.append(" ", badge);
     }
     if (badge) {
-      if (data.unread) badge.textContent = String(data.unread);
+      if (data.unread) showCount(badge, data.unread);
       else badge.remove();
     }
   });
@@ -80,13 +85,10 @@ export async function start() {
       badge = document.createElement("span");
       badge.className = "badge";
       badge.dataset.moderationCount = "";
-      badge.textContent = "0";
       link.append(" ", badge);
     }
-    if (badge) badge.textContent = String(Number(badge.textContent) + 1);
-    say(document.documentElement.lang === "es"
-      ? "Alguien puede necesitarte: hay una publicación esperando en Moderación."
-      : "Someone may need you: a post is waiting in Moderation.");
+    if (badge) showCount(badge, countOf(badge) + 1);
+    say(labels.crisis || "");
   });
   socket.on("import_progress", (data) => {
     const bar = document.querySelector(`[data-import-progress="${data.import_id}"]`);

@@ -1,13 +1,12 @@
 // Notifications on this phone: offered on the settings page, turned on only after a tap on the
 // explanation there (never on page load). Where the phone cannot do it, the page says so plainly:
-// the inbox is the channel.
+// the inbox is the channel. Its words come from the page, in the reader's language.
 
 const box = document.querySelector("[data-push]");
 const csrf = document.querySelector("meta[name=csrf-token]")?.content || "";
-const es = document.documentElement.lang === "es";
-const words = es
-  ? { on: "Las notificaciones están activadas en este teléfono.", off: "Las notificaciones están desactivadas en este teléfono.", failed: "No se pudo activar ahora. Inténtalo de nuevo más tarde." }
-  : { on: "Notifications are on for this phone.", off: "Notifications are off for this phone.", failed: "That did not work just now. Please try again later." };
+const words = {
+  on: box?.dataset.saidOn || "", off: box?.dataset.saidOff || "", failed: box?.dataset.saidFailed || "",
+};
 
 function show(selector, visible) {
   const el = box.querySelector(selector);

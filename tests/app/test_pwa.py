@@ -7,6 +7,9 @@ import re
 
 from flask.testing import FlaskClient
 
+from app.accounts.models import User
+from tests.factories import csrf_token, sign_in
+
 
 def test_the_manifest_makes_the_app_installable(client: FlaskClient) -> None:
     response = client.get("/manifest.webmanifest")
@@ -48,3 +51,18 @@ def test_the_manifest_offers_shortcuts_to_check_in_and_to_the_group(client: Flas
     assert [(s["short_name"], s["url"]) for s in shortcuts] == [
         ("Check in", "/goals?source=shortcut"), ("Group", "/feed?source=shortcut")]
     assert all(s["icons"] and s["icons"][0]["sizes"] == "192x192" for s in shortcuts)
+
+
+def test_pages_say_who_they_were_made_for_and_signing_out_clears_the_phone(
+        client: FlaskClient, member: User, peer: User) -> None:
+    """The service worker keeps last-seen pages only while the same member is signed in (an
+    opaque tag on each page), and the sign-out answer clears the phone's storage."""
+    assert client.get("/login").headers["X-Hearten-Viewer"] == "none"
+    sign_in(client, "Sunny River")
+    mine = client.get("/feed").headers["X-Hearten-Viewer"]
+    assert mine != "none" and len(mine) == 24  # an HMAC, not the member's id
+    assert client.get("/goals").headers["X-Hearten-Viewer"] == mine
+    answer = client.post("/logout", data={"csrf_token": csrf_token(client)})
+    assert answer.headers["Clear-Site-Data"] == '"storage"'
+    sign_in(client, "Quiet Oak")
+    assert client.get("/feed").headers["X-Hearten-Viewer"] not in ("none", mine)

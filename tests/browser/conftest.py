@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from tests.factories import AUTHENTICATOR, PASSWORD
-from tests.live import CHROMIUM_ARGS, LiveServer, chromium_path
+from tests.live import CHROMIUM_ARGS, LiveServer, chromium_path, start_live_server
+from tests.standins import CLIENT_ID, CLIENT_SECRET, Standin
 
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2,
          "is_mobile": True, "has_touch": True}
@@ -70,3 +72,17 @@ def phone(browser: Browser, console_errors: list[str]) -> Iterator[BrowserContex
     context.on("page", lambda page: page.on("console", watch))
     yield context
     context.close()
+
+
+@pytest.fixture
+def tracker_server(database_url: str, tmp_path: Path, google: Standin) -> Iterator[LiveServer]:
+    """The app under gunicorn with its job worker in-process, pointed at the Google stand-in."""
+    server = start_live_server(database_url=database_url, instance=tmp_path / "live", extra_env={
+        "JOBS_IMMEDIATE": "0", "JOBS_IN_PROCESS": "1",
+        "GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_OAUTH_AUTHORIZE_URL": f"{google.url}/o/oauth2/v2/auth",
+        "GOOGLE_OAUTH_TOKEN_URL": f"{google.url}/token",
+        "GOOGLE_OAUTH_REVOKE_URL": f"{google.url}/revoke",
+        "GOOGLE_HEALTH_API_BASE": google.url})
+    yield server
+    server.stop()

@@ -41,7 +41,7 @@ def test_a_newcomer_joins_with_an_invite_signs_in_and_sees_their_home(
     assert console_errors == []
 
 
-def test_the_offline_page_shows_when_the_server_has_gone(
+def test_a_kept_page_or_the_offline_page_shows_when_the_server_has_gone(
         live_server: LiveServer, phone: BrowserContext, member: User,
         console_errors: list[str]) -> None:
     page = phone.new_page()
@@ -51,7 +51,10 @@ def test_the_offline_page_shows_when_the_server_has_gone(
     page.reload()  # the worker now controls the page and has cached the shell
     assert page.evaluate("navigator.serviceWorker.controller !== null")
     live_server.stop()
-    page.goto(f"{live_server.url}/home")
+    page.goto(f"{live_server.url}/home")  # seen before: the kept copy, which says so
+    expect(page.locator("#offline-note")).to_contain_text("You are offline.")
+    expect(page.get_by_role("heading", name="Hello, Sunny River")).to_be_visible()
+    page.goto(f"{live_server.url}/settings/notifications")  # never seen: the offline page
     expect(page.get_by_role("heading", name="You are offline")).to_be_visible()
     expect(page.get_by_text("nothing you did is lost")).to_be_visible()
     # The styles came from the shell cache, too.

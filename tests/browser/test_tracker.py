@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import BrowserContext, expect
 from sqlmodel import Session
@@ -12,25 +9,11 @@ from sqlmodel import Session
 from app.accounts.models import Cohort
 from tests import factories
 from tests.factories import PASSWORD
-from tests.live import LiveServer, start_live_server
-from tests.standins import CLIENT_ID, CLIENT_SECRET, Standin
+from tests.live import LiveServer
+from tests.standins import Standin
 from wearables.standins import generator
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-
-@pytest.fixture
-def tracker_server(database_url: str, tmp_path: Path, google: Standin) -> Iterator[LiveServer]:
-    """The app under gunicorn with its job worker in-process, pointed at the Google stand-in."""
-    server = start_live_server(database_url=database_url, instance=tmp_path / "live", extra_env={
-        "JOBS_IMMEDIATE": "0", "JOBS_IN_PROCESS": "1",
-        "GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_OAUTH_AUTHORIZE_URL": f"{google.url}/o/oauth2/v2/auth",
-        "GOOGLE_OAUTH_TOKEN_URL": f"{google.url}/token",
-        "GOOGLE_OAUTH_REVOKE_URL": f"{google.url}/revoke",
-        "GOOGLE_HEALTH_API_BASE": google.url})
-    yield server
-    server.stop()
 
 
 def test_a_member_connects_and_watches_a_year_arrive_live(

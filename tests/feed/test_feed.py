@@ -151,6 +151,28 @@ def test_comments_refuse_bad_input_and_count_resends_once(app: Flask, session: S
     assert _count(session, Comment) == 1
 
 
+def test_a_post_sent_twice_with_its_key_is_shared_once(app: Flask, session: Session) -> None:
+    """The offline outbox resends a post whose answer was lost: the page and the API share it
+    once; a refused post frees its key for the corrected one."""
+    author = signed_in(app, "Sunny River")
+    form = {"kind": "story", "body": "Tea by the window.", "client_key": "post-key-0001",
+            "csrf_token": csrf_token(author)}
+    assert author.post("/feed", data=form).status_code == 302
+    assert author.post("/feed", data=form).status_code == 302
+    refused = author.post("/api/v1/feed", headers=api_headers(author),
+                          json={"kind": "story", "body": "", "client_key": "post-key-0002"})
+    assert refused.status_code == 400
+    body = {"kind": "tip", "body": "A glass of water first thing.", "client_key": "post-key-0002"}
+    first = author.post("/api/v1/feed", json=body, headers=api_headers(author))
+    again = author.post("/api/v1/feed", json=body, headers=api_headers(author))
+    assert (first.status_code, again.status_code) == (201, 204)
+    bodies = [i.body for i in fresh(session).exec(select(FeedItem)).all()]
+    assert sorted(bodies) == ["A glass of water first thing.", "Tea by the window."]
+    bad_key = author.post("/api/v1/feed", headers=api_headers(author),
+                          json={"kind": "story", "body": "Hello", "client_key": "no good!"})
+    assert bad_key.status_code == 400 and _count(session, FeedItem) == 2
+
+
 def test_unknown_reactions_and_unknown_items_get_clear_answers(app: Flask,
                                                                session: Session) -> None:
     item = post_story(signed_in(app, "Sunny River"))
