@@ -22,7 +22,8 @@ class BarChart:
     height: int
     bars: tuple[Bar, ...]
     top: float  # the value at the top of the chart
-    gridlines: tuple[tuple[float, str], ...]  # (y, label)
+    gridlines: tuple[tuple[float, float], ...]  # (y, value): the page writes the value its way
+    unit: str = ""  # after each gridline's value, e.g. " h"
 
 
 def _nice_top(highest: float) -> float:
@@ -47,6 +48,6 @@ def bar_chart(points: Sequence[tuple[str, float | None]], *, width: int = 320, h
         bars.append(Bar(x=round(index * slot + slot * 0.15, 2), y=round(height - bar_height, 2),
                         width=round(slot * 0.7, 2), height=round(bar_height, 2), label=label,
                         value=value))
-    gridlines = tuple((round(height * (1 - share), 2), f"{top * share:,.0f}{unit}")
-                      for share in (0.5, 1.0))
-    return BarChart(width=width, height=height, bars=tuple(bars), top=top, gridlines=gridlines)
+    gridlines = tuple((round(height * (1 - share), 2), round(top * share)) for share in (0.5, 1.0))
+    return BarChart(width=width, height=height, bars=tuple(bars), top=top, gridlines=gridlines,
+                    unit=unit)

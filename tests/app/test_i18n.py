@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
@@ -44,3 +45,15 @@ def test_a_members_own_language_wins_and_the_picker_saves_it(
     assert "Hello, Luz Clara" in client.get("/home").get_data(as_text=True)
     user = factories.fresh(session).get(User, client.get("/api/v1/me").get_json()["id"])
     assert user is not None and user.language == "en"
+
+
+def test_chart_gridlines_write_numbers_the_readers_way(app: Flask) -> None:
+    """The value beside a chart's gridline is a number written for the page's language."""
+    from app.charts import bar_chart
+
+    chart = bar_chart([("1 Nov", 12000), ("2 Nov", None)])
+    macro = app.jinja_env.get_template("_charts.html").module.bars  # type: ignore[attr-defined]
+    for language, written in (("en", ("10,000", "20,000")), ("es", ("10.000", "20.000"))):
+        with app.test_request_context(headers={"Accept-Language": language}):
+            svg = str(macro(chart, "steps-chart", "Steps"))
+        assert all(f">{number}</text>" in svg for number in written), svg
