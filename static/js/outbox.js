@@ -20,7 +20,12 @@ const offline = () => !navigator.onLine || kept;
 let flushing = null;
 let timer = null;
 
+// Once the member signs out (or the page goes), the database is never opened again from here:
+// the sign-out answer deletes it, and a late open would bring it back.
+let leaving = false;
+
 function database() {
+  if (leaving) return Promise.reject(new Error("leaving"));
   return new Promise((resolve, reject) => {
     const request = indexedDB.open(DB, 1);
     request.onupgradeneeded = () => request.result.createObjectStore(STORE, { keyPath: "key" });
@@ -190,8 +195,11 @@ function flush() {
 }
 
 export function start() {
+  addEventListener("pagehide", () => { leaving = true; });
+  addEventListener("pageshow", (event) => { if (event.persisted) leaving = false; });
   document.addEventListener("submit", (event) => {
     const form = event.target;
+    if (form.matches("[data-signout]")) leaving = true;
     if (!form.matches("form[data-outbox]")) return;
     if ("queued" in form.dataset) {
       event.preventDefault();
