@@ -71,10 +71,11 @@ def _push(page: Page, cdp: CDPSession, server: LiveServer, registration: str,
              {"origin": server.url, "registrationId": registration, "data": json.dumps(payload)})
 
 
-def _notifications(page: Page, tag: str = "", count: int | None = None) -> list[dict[str, Any]]:
-    """The notifications shown (waiting up to 15 s for `count` of them)."""
+def _notifications(page: Page, tag: str = "", count: int | None = None, seconds: float = 15
+                   ) -> list[dict[str, Any]]:
+    """The notifications shown (waiting up to `seconds` for `count` of them)."""
     found: list[dict[str, Any]] = []
-    for _ in range(150):
+    for _ in range(int(seconds * 10)):
         found = page.evaluate(NOTIFICATIONS, tag)
         if count is None or len(found) == count:
             break
@@ -93,10 +94,17 @@ def test_a_push_shows_a_notification_and_a_repeat_with_its_tag_replaces_it(
     cdp = phone.new_cdp_session(page)
     registration = _registration_id(page, cdp)
 
-    _push(page, cdp, live_server, registration,
-          {"title": "Cheers for you", "body": "Quiet Oak cheered your post: 👏",
-           "url": "/feed#item-12", "tag": "cheers-post-12"})
-    [shown] = _notifications(page, count=1)
+    first = {"title": "Cheers for you", "body": "Quiet Oak cheered your post: 👏",
+             "url": "/feed#item-12", "tag": "cheers-post-12"}
+    # DevTools' delivery to a worker that is still starting is sometimes dropped on a busy
+    # machine (seen twice in CI, never alone): hand the first push over again until it shows.
+    # A repeat carries the same tag, so it can only ever make one notification.
+    for _ in range(4):
+        _push(page, cdp, live_server, registration, first)
+        shown_now = _notifications(page, count=1, seconds=5)
+        if shown_now:
+            break
+    [shown] = shown_now
     assert shown["title"] == "Cheers for you" and shown["body"] == "Quiet Oak cheered your post: 👏"
     assert shown["tag"] == "cheers-post-12"
     assert shown["icon"] == f"{live_server.url}/static/icons/icon-192.png" and shown["badge"]
