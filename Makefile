@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint audit setup dev-setup translations chromium clean
+.PHONY: run run-cluster test lint audit setup dev-setup translations chromium nginx clean
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,14 +27,22 @@ translations: $(BIN)/.runtime
 
 setup: $(BIN)/.runtime translations
 
-dev-setup: setup $(BIN)/.dev chromium node_modules/.installed
+dev-setup: setup $(BIN)/.dev chromium nginx node_modules/.installed
 
 # Browser tests drive Debian's Chromium; install it when it is missing (needs root, as CI has).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The scale-out topology and its tests put Debian's nginx in front of the app processes.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
+
 run: setup
 	bash scripts/run.sh
+
+# The production topology on loopback: nginx, 2 app processes, a job worker, PostgreSQL, Redis.
+run-cluster: setup nginx
+	$(BIN)/python scripts/cluster.py run
 
 lint: dev-setup
 	$(BIN)/ruff check .

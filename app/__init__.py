@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, cli, db, errors, i18n, jobs, realtime, security, shell
+from app import api, cli, db, errors, i18n, jobs, logs, metrics, realtime, security, shell
 from app.accounts import auth, two_factor_routes
 from app.accounts import handlers as account_handlers
 from app.accounts import routes as account_routes
@@ -46,12 +45,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment, overlaid with `test_config`."""
     app = Flask(__name__, static_folder=str(ROOT / "static"), static_url_path="/static")
     app.config.from_mapping(load_config(test_config))
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     if app.config["TRUST_PROXY_HOPS"]:
         hops = app.config["TRUST_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     compress.init_app(app)  # first, so that it runs after every other after_request hook
+    # Next: the request id and the timer start before any other hook can answer the request.
+    logs.init_app(app)
+    metrics.init_app(app)
     db.init_app(app)
     errors.init_app(app)
     csrf.init_app(app)

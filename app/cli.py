@@ -6,6 +6,7 @@ So that a deployment (or an outside test) can set itself up without the demo dat
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -22,7 +23,7 @@ from app.demo import demo_authenticators, demo_seeders, demo_sign_ins, seed_demo
 from app.errors import DomainError
 from app.urls import public_url
 
-db_cli = AppGroup("db", help="Database migrations.")
+db_cli = AppGroup("db", help="Database migrations, backups and restores.")
 accounts_cli = AppGroup("accounts", help="Admin and coach accounts.")
 cohorts_cli = AppGroup("cohorts", help="Cohorts (peer groups) and invites.")
 demo_cli = AppGroup("demo", help="Demo data for trying Hearten out.")
@@ -48,6 +49,31 @@ def db_check() -> None:
     """Fail if the models and the migrations disagree."""
     migrate.check(current_app.config["DATABASE_URL"])
     click.echo("Models and migrations agree.")
+
+
+@db_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(path: Path) -> None:
+    """Copy the database to PATH, safely while the app runs (SQLite: a file; PostgreSQL:
+    pg_dump's custom format)."""
+    try:
+        migrate.backup(current_app.config["DATABASE_URL"], path)
+    except migrate.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Backed up to {path}.")
+
+
+@db_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+def db_restore(path: Path, force: bool) -> None:
+    """Put the backup at PATH in place of the database (stop the app and the worker first)."""
+    try:
+        migrate.restore(current_app.config["DATABASE_URL"], path, force=force)
+    except migrate.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Restored from {path}. Run `flask db upgrade` if it came from an older version "
+               "of Hearten, then start the app.")
 
 
 def _create(name: str, password: str, role: Role) -> User:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 ENVIRONMENTS = ("development", "testing", "production")
+LOG_FORMATS = ("json", "text")
 
 # Loaded on import, so that everything reading the environment (the job queue too) sees .env.
 load_dotenv(ROOT / ".env", override=False)
@@ -70,6 +71,39 @@ def _token_keys(app_env: str, instance: Path) -> list[str]:
     return [path.read_text().strip()]
 
 
+def log_format(app_env: str | None = None) -> str:
+    """LOG_FORMAT: "json" (one object a line, for a log shipper) or "text"; JSON in production.
+
+    Read by gunicorn's logger too, which starts before the app is built."""
+    app_env = app_env or os.environ.get("APP_ENV", "development")
+    chosen = os.environ.get("LOG_FORMAT") or ("json" if app_env == "production" else "text")
+    if chosen not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {chosen!r}.")
+    return chosen
+
+
+# The most database connections one process opens by default (see pool_limits).
+MAX_DB_CONNECTIONS_PER_PROCESS = 40
+
+
+def pool_limits() -> tuple[int, int]:
+    """DB_POOL_SIZE and DB_MAX_OVERFLOW: a connection for each gunicorn thread, at most 40.
+
+    A thread serves one request at a time, and a request holds one connection while it reads or
+    writes (a second one briefly, for the header's counts), so with a connection per thread no
+    request waits for another's. Most of the threads hold open sockets, which hold none, so a
+    process stops at MAX_DB_CONNECTIONS_PER_PROCESS, keeping DB_POOL_SIZE of them open. Keep
+
+        app processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW) + job worker threads + 1 + 5
+
+    (the 5 for `flask`, `pg_dump` and psql) under PostgreSQL's `max_connections` less the 3 it
+    keeps for superusers: with its default of 100, 2 × 40 + 4 + 1 + 5 = 90 ≤ 97.
+    """
+    most = min(_int("GUNICORN_THREADS", 100), MAX_DB_CONNECTIONS_PER_PROCESS)
+    size = _int("DB_POOL_SIZE", min(10, most))
+    return size, _int("DB_MAX_OVERFLOW", max(most - size, 0))
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app's settings from the environment, then apply `overrides`."""
     overrides = dict(overrides or {})
@@ -79,16 +113,21 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     instance = Path(str(overrides.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH") or INSTANCE))
     production = app_env == "production"
     redis_url = os.environ.get("REDIS_URL") or None
+    pool_size, max_overflow = pool_limits()
     config: dict[str, Any] = {
         "APP_ENV": app_env,
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'hearten.db'}",
         "REDIS_URL": redis_url,
-        # Database connections per process: enough for gunicorn's threads (a request holds at most
-        # one); a request that finds none free within DB_POOL_TIMEOUT seconds gets a clear 503.
-        "DB_POOL_SIZE": _int("DB_POOL_SIZE", 10),
-        "DB_MAX_OVERFLOW": _int("DB_MAX_OVERFLOW", 40),
-        "DB_POOL_TIMEOUT": _int("DB_POOL_TIMEOUT", 30),
+        # Database connections per process (pool_limits() gives the rule); a request that finds
+        # none free within DB_POOL_TIMEOUT seconds, or a database that does not answer within
+        # DB_CONNECT_TIMEOUT, gets a clear 503. Pooled connections are replaced after
+        # DB_POOL_RECYCLE seconds, before a firewall or the server drops them unseen.
+        "DB_POOL_SIZE": pool_size,
+        "DB_MAX_OVERFLOW": max_overflow,
+        "DB_POOL_TIMEOUT": _int("DB_POOL_TIMEOUT", 10),
+        "DB_CONNECT_TIMEOUT": _int("DB_CONNECT_TIMEOUT", 5),
+        "DB_POOL_RECYCLE": _int("DB_POOL_RECYCLE", 1800),
         "JOBS_IMMEDIATE": os.environ.get("JOBS_IMMEDIATE", "") == "1",
         # Run the job worker inside the app process (the embedded set-up of `make run`).
         "JOBS_IN_PROCESS": os.environ.get("JOBS_IN_PROCESS", "") == "1",
@@ -121,6 +160,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "25 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis away for a moment (a restart): limits count in this process until it is back,
+        # rather than every request failing.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "PUBLIC_URL": os.environ.get("PUBLIC_URL", ""),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
@@ -133,6 +176,15 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS", 0),
         "SOCKET_SWEEP_SECONDS": _int("SOCKET_SWEEP_SECONDS", 60),
+        # Operations: how log lines are written; who may read /metrics (a bearer token for the
+        # scraper; without one, only a direct loopback peer); the job worker's own metrics port
+        # on 127.0.0.1 (0: none).
+        "LOG_FORMAT": log_format(app_env),
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+        "WORKER_METRICS_PORT": _int("WORKER_METRICS_PORT", 0),
+        # Socket.IO's async mode: "threading" (what gunicorn's gthread worker serves); "gevent"
+        # only under `GUNICORN_WORKER_CLASS=gevent`, for benchmarks/worker_class.py.
+        "SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE") or "threading",
         # Wearables: every platform URL can point at a local stand-in (tests, the demo).
         "GOOGLE_CLIENT_ID": os.environ.get("GOOGLE_CLIENT_ID", ""),
         "GOOGLE_CLIENT_SECRET": os.environ.get("GOOGLE_CLIENT_SECRET", ""),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -52,15 +52,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; on SQLite with WAL, foreign keys, a busy timeout and immediate writes."""
+def make_engine(url: str, *, connect_timeout: int = 5, **kwargs: Any) -> Engine:
+    """Create an engine; on PostgreSQL one that notices dropped connections and gives up on an
+    unreachable server within `connect_timeout` seconds; on SQLite with WAL, foreign keys, a busy
+    timeout and immediate writes."""
     url = normalise_url(url)
-    # Enough connections for gunicorn's threads; a request holds at most one at a time.
     kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 40)
+    kwargs.setdefault("max_overflow", 30)
     if not url.startswith("sqlite"):
+        # A pooled connection is tested before each use (a restarted server or a killed backend
+        # then costs a reconnect, not an error) and replaced after half an hour.
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
+        kwargs.setdefault("pool_recycle", 1800)
+        given = make_url(url).query  # settings in the URL itself win
+        connect_args = {key: value for key, value in postgres_connect_args(connect_timeout).items()
+                        if key not in given}
+        return create_engine(url, connect_args=connect_args, **kwargs)
     if url in ("sqlite://", "sqlite:///:memory:"):
         raise ValueError("an in-memory SQLite database cannot be shared; use a file")
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
@@ -85,6 +92,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def postgres_connect_args(timeout: int) -> dict[str, Any]:
+    """libpq settings that turn a database that stopped answering into an error within seconds."""
+    return {
+        # A server that does not finish the handshake (host down, packets dropped).
+        "connect_timeout": timeout,
+        # A pooled connection whose server vanished without a word: sent data unacknowledged
+        # for this long, or keepalive probes unanswered, ends it instead of waiting out TCP's
+        # retransmissions (about 15 minutes).
+        "tcp_user_timeout": timeout * 1000,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
 
 
 class Database:
@@ -140,9 +162,11 @@ def get_session() -> Session:
 
 def init_app(app: Flask) -> None:
     """Bind a Database to `app` and close each request's session at teardown."""
+    config = app.config
     app.extensions["hearten.db"] = Database(
-        app.config["DATABASE_URL"], pool_size=app.config["DB_POOL_SIZE"],
-        max_overflow=app.config["DB_MAX_OVERFLOW"], pool_timeout=app.config["DB_POOL_TIMEOUT"])
+        config["DATABASE_URL"], pool_size=config["DB_POOL_SIZE"],
+        max_overflow=config["DB_MAX_OVERFLOW"], pool_timeout=config["DB_POOL_TIMEOUT"],
+        connect_timeout=config["DB_CONNECT_TIMEOUT"], pool_recycle=config["DB_POOL_RECYCLE"])
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -119,9 +119,15 @@ def init_app(app: Flask) -> None:
         return error_response(503, "unavailable", HTTP_MESSAGES[503])
 
     @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError) -> Any:
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: DBAPIError) -> Any:
+        # The server is down, out of reach or dropped the connection mid-request (a pooled
+        # connection is tested before each use, so a stale one never ends here): the request's
+        # transaction never committed, and the next request connects afresh.
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(exc.orig).__name__)
+        # The page must not need the database it apologises for (the header's counts would).
+        g.user = None
         return error_response(503, "unavailable", HTTP_MESSAGES[503])
 
     @app.errorhandler(Exception)

@@ -17,6 +17,7 @@ from app.accounts import auth, services
 from app.accounts.models import CohortRole
 from app.db import get_db, utcnow
 from app.extensions import socketio
+from app.metrics import OPEN_SOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def on_connect(auth_data: Any = None) -> None:
         raise ConnectionRefusedError("unauthenticated")
     user_session, user = found
     _open()[request.sid] = user_session.id or 0  # type: ignore[attr-defined]
+    OPEN_SOCKETS.set(len(_open()))
     sweeper: threading.Event = current_app.extensions[_SWEEPER]
     if not sweeper.is_set():
         sweeper.set()
@@ -121,15 +123,17 @@ def on_connect(auth_data: Any = None) -> None:
 @socketio.on("disconnect")
 def on_disconnect(*_reason: Any) -> None:
     _open().pop(request.sid, None)  # type: ignore[attr-defined]
+    OPEN_SOCKETS.set(len(_open()))
 
 
 def init_app(app: Flask) -> None:
-    """Bind Socket.IO: threading mode, Redis message queue when REDIS_URL is set."""
+    """Bind Socket.IO: threading mode (SOCKETIO_ASYNC_MODE, for the worker-class benchmark),
+    Redis message queue when REDIS_URL is set."""
     app.extensions[_OPEN] = {}
     app.extensions[_SWEEPER] = threading.Event()
     socketio.init_app(
         app,
-        async_mode="threading",
+        async_mode=app.config.get("SOCKETIO_ASYNC_MODE") or "threading",
         message_queue=app.config.get("REDIS_URL"),
         manage_session=False,
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),

@@ -1,4 +1,5 @@
-"""The PWA shell: landing, member home, offline page, manifest, service worker, health, language."""
+"""The PWA shell: landing, member home, offline page, manifest, service worker, liveness and
+readiness, language."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import (
     Blueprint,
     Flask,
@@ -144,8 +146,29 @@ def service_worker() -> Response:
 
 
 @bp.get("/healthz")
-def healthz() -> tuple[Response, int]:
-    """Liveness with the state of the database and the job queue."""
+def healthz() -> Response:
+    """Liveness: the process answers. Touches neither the database nor Redis (for supervisors)."""
+    return jsonify({"status": "ok"})
+
+
+def redis_state(url: str | None) -> str:
+    """Redis's state: "ok" if it answers a PING within a second, else "unavailable" ("not used"
+    without REDIS_URL)."""
+    if not url:
+        return "not used"
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except Exception:  # the readiness check reports, it must not fail
+        return "unavailable"
+    finally:
+        client.close()
+    return "ok"
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Readiness: the database, Redis (with REDIS_URL) and the job queue each answer."""
     database = "ok"
     try:
         with get_db().session(write=False) as session:
@@ -153,9 +176,12 @@ def healthz() -> tuple[Response, int]:
     except Exception:
         database = "unavailable"
     queue = jobs.queue_state()
-    healthy = database == "ok" and queue["state"] == "ok"
-    body = {"status": "ok" if healthy else "degraded", "database": database, "jobs": queue}
-    return jsonify(body), 200 if healthy else 503
+    parts = {"database": database, "redis": redis_state(current_app.config.get("REDIS_URL")),
+             "jobs": queue["state"]}
+    down = [name for name, state in parts.items() if state == "unavailable"]
+    body = {"status": "unavailable" if down else "ok", "down": down,
+            "database": database, "redis": parts["redis"], "jobs": queue}
+    return jsonify(body), 503 if down else 200
 
 
 @bp.post("/language")

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from app.accounts.models import User
 from app.db import Database
+from app.metrics import PUSHES
 from notify.models import (
     Delivery,
     DeliveryStatus,
@@ -180,6 +181,8 @@ def _claim(db: Database, *, now: datetime, limit: int, report: DeliveryReport) -
         _set(session, [job.delivery_id for job in jobs], status=DeliveryStatus.SENDING,
              claimed_until=now + CLAIM, attempts=col(Delivery.attempts) + 1)
     report.claimed, report.gone, report.failed = len(jobs), len(gone), len(failed)
+    PUSHES.labels(outcome="gone").inc(len(gone))
+    PUSHES.labels(outcome="failed").inc(len(failed))
     return jobs
 
 
@@ -265,10 +268,14 @@ def _mark(db: Database, jobs: Sequence[_Job], results: Sequence[PushResult], *, 
         outcome_of_subscription: dict[int, str] = {}
         gone_subscriptions: set[int] = set()
         outcome_of_member: dict[int, str] = {}
+        counted: list[str] = []  # for hearten_push_total, once this transaction has committed
         for job, result in zip(jobs, results, strict=True):
             if held.get(job.delivery_id) != job.attempts:
                 continue  # another sender took this claim over after ours ran out
             outcome = _outcome(job, result, now=now, max_attempts=max_attempts)
+            counted.append("rate_limited" if outcome.undo_attempt
+                           else "retry" if outcome.status == DeliveryStatus.PENDING
+                           else str(outcome.status))
             if outcome.status == DeliveryStatus.PENDING:
                 _set(session, [job.delivery_id], status=DeliveryStatus.PENDING, claimed_until=None,
                      last_status=result.status, next_attempt_at=outcome.retry_at or now,
@@ -320,6 +327,8 @@ def _mark(db: Database, jobs: Sequence[_Job], results: Sequence[PushResult], *, 
                                 .where(col(NotificationPreference.member_id).in_(member_ids))
                                 .values(last_outcome=outcome_name, last_outcome_at=now)
                                 .execution_options(synchronize_session=False))
+    for outcome_name in counted:
+        PUSHES.labels(outcome=outcome_name).inc()
 
 
 def deliver_due(db: Database, sender: Sender, *, now: datetime, limit: int = DEFAULT_LIMIT,

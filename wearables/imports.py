@@ -89,11 +89,19 @@ def imports_of(session: Session, *, member: User, limit: int = 5) -> list[Import
                              .order_by(col(ImportRun.id).desc()).limit(limit)))
 
 
+def stalled_imports(session: Session, *, before: datetime) -> list[int]:
+    """Files brought in before `before` and still waiting for their job."""
+    return list(session.exec(select(ImportRun.id).where(
+        col(ImportRun.status) == ImportStatus.QUEUED, col(ImportRun.created_at) < before)
+        .order_by(col(ImportRun.id))).all())  # type: ignore[arg-type]
+
+
 def run_import(db: Database, *, import_id: int, folder: Path, now: Callable[[], datetime]) -> str:
     """Parse the file (all of it first), then store everything in one transaction."""
     path = folder / f"import-{import_id}"
     with db.transaction() as session:
-        run = session.get(ImportRun, import_id)
+        # Claimed under the row's lock: a job sent twice (a rescued one, say) reads it once.
+        run = session.get(ImportRun, import_id, with_for_update=True)
         member = session.get(User, run.member_id) if run else None
         if run is None or member is None or run.status != ImportStatus.QUEUED:
             return "skipped"

@@ -25,12 +25,13 @@ from datetime import date, datetime, timedelta
 from math import ceil
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.accounts.models import User
 from app.crypto import InvalidToken, TokenCipher
 from app.db import Database, utcnow
 from app.events import record
+from app.metrics import SYNCS
 from wearables import budget as budgets
 from wearables import services
 from wearables.events import ReconnectNeeded, SyncProgressed
@@ -291,17 +292,27 @@ def _held(owner: str, until: datetime | None, now: datetime) -> bool:
     return bool(owner) and until is not None and until > now and _holder_alive(owner)
 
 
-def _claim(ctx: SyncContext, connection_id: int) -> bool:
-    """Take the connection's sync lease, unless a live sync holds it."""
+def interrupted_syncs(session: Session, *, now: datetime) -> list[int]:
+    """Connections whose sync lease is still set although nobody holds it any more: the worker
+    was killed midway (or its lease ran out)."""
+    rows = session.exec(select(Connection).where(col(Connection.sync_owner) != "",
+                                                 col(Connection.status) ==
+                                                 ConnectionStatus.CONNECTED))
+    return [row.id or 0 for row in rows
+            if not _held(row.sync_owner, row.sync_lease_until, now)]
+
+
+def _claim(ctx: SyncContext, connection_id: int) -> tuple[bool, str]:
+    """Take the connection's sync lease, unless a live sync holds it; and name its platform."""
     with ctx.db.transaction() as session:
         connection = session.get(Connection, connection_id, with_for_update=True)
         if connection is None:
-            return False
+            return False, "unknown"
         if _held(connection.sync_owner, connection.sync_lease_until, ctx.now()):
-            return False
+            return False, connection.provider
         connection.sync_owner, connection.sync_lease_until = _owner(), ctx.now() + LEASE
         connection.sync_requested_at = None  # this sync fetches whatever was notified so far
-        return True
+        return True, connection.provider
 
 
 def _release(ctx: SyncContext, connection_id: int) -> None:
@@ -313,12 +324,16 @@ def _release(ctx: SyncContext, connection_id: int) -> None:
 
 def sync_connection(ctx: SyncContext, connection_id: int) -> SyncOutcome:
     """Sync one connection unless another sync of it is running (then: "already running")."""
-    if not _claim(ctx, connection_id):
-        return SyncOutcome("already running")
-    try:
-        return _sync(ctx, connection_id)
-    finally:
-        _release(ctx, connection_id)
+    claimed, provider = _claim(ctx, connection_id)
+    if not claimed:
+        outcome = SyncOutcome("already running")
+    else:
+        try:
+            outcome = _sync(ctx, connection_id)
+        finally:
+            _release(ctx, connection_id)
+    SYNCS.labels(provider=provider, outcome=outcome.status).inc()
+    return outcome
 
 
 def _local_night(sleep: SleepSession, zone: ZoneInfo) -> date:

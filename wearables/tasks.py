@@ -1,4 +1,5 @@
-"""Wearable jobs: syncing a connection, the schedule of incremental syncs, revoking tokens."""
+"""Wearable jobs: syncing a connection, the schedule of incremental syncs, revoking tokens, and
+taking up work a killed worker or a lost queue left behind."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from flask import current_app
 
 from app.crypto import TokenCipher
 from app.db import get_db, utcnow
-from app.jobs import crontab, periodic_task, task
+from app.jobs import crontab, huey, periodic_task, task
 from wearables import imports, services
 from wearables.providers.base import ProviderError, WearableProvider
-from wearables.sync import SyncContext, sync_connection
+from wearables.sync import SyncContext, interrupted_syncs, sync_connection
 
 log = logging.getLogger(__name__)
+# A file still waiting this long after it was brought in has lost its job.
+STALLED_AFTER = timedelta(minutes=2)
 
 
 def sync_context() -> SyncContext:
@@ -50,6 +53,33 @@ def enqueue_due_syncs() -> int:
     for connection_id in due:
         sync_connection_task(connection_id)
     return len(due)
+
+
+@periodic_task(crontab(minute="*"))
+def resume_interrupted_work() -> int:
+    """Every minute, and as each worker starts: a sync whose worker was killed midway (its
+    lease held by a process that is gone, or expired) starts again from its cursor, and a file
+    whose job never reached the queue (Redis was away) is read. Both are claimed before they
+    run, so a job that was only late does nothing twice."""
+    with get_db().session(write=False) as session:
+        syncs = interrupted_syncs(session, now=utcnow())
+        files = imports.stalled_imports(session, before=utcnow() - STALLED_AFTER)
+    for connection_id in syncs:
+        sync_connection_task(connection_id)
+    for import_id in files:
+        import_file_task(import_id)
+    if syncs or files:
+        log.info("took up %d interrupted syncs and %d waiting files", len(syncs), len(files))
+    return len(syncs) + len(files)
+
+
+@huey.on_startup()  # type: ignore[untyped-decorator]
+def _resume_on_start() -> None:
+    """A worker that starts (after a crash, say) takes up what was left at once."""
+    try:
+        resume_interrupted_work.call_local()
+    except Exception:  # a worker must start even when the database is not there yet
+        log.exception("could not look for interrupted work at start")
 
 
 def upload_folder() -> Path:

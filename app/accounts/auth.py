@@ -28,8 +28,8 @@ SESSION_KEY = "sid"
 # This device's own choices, kept when someone signs in on it: language and data saver.
 DEVICE_SETTINGS = ("lang", "data_saver")
 # Served the same to everyone: no need to look the visitor up (and health checks must not).
-ANONYMOUS_ENDPOINTS = frozenset({"static", "shell.healthz", "shell.offline", "shell.service_worker",
-                                 "shell.manifest"})
+ANONYMOUS_ENDPOINTS = frozenset({"static", "shell.healthz", "shell.readyz", "shell.offline",
+                                 "shell.service_worker", "shell.manifest", "metrics"})
 
 
 def session_limits(app: Flask | None = None) -> services.SessionLimits:

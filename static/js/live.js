@@ -51,7 +51,11 @@ function refreshGoals() {
 
 export async function start() {
   const { io } = await import("/static/vendor/socket.io-4.8.4.esm.min.js");
-  const socket = io({ transports: ["websocket", "polling"], autoConnect: navigator.onLine });
+  // `lb` keeps one connection's long-polling requests on one app process behind the proxy
+  // (deploy/nginx/hearten.conf.template); it is random and means nothing to the server.
+  const lb = Math.random().toString(36).slice(2, 10);
+  const socket = io({ transports: ["websocket", "polling"], autoConnect: navigator.onLine,
+                      query: { lb } });
   // Offline, the socket rests (no attempts bound to fail) and comes back with the network.
   addEventListener("offline", () => socket.disconnect());
   addEventListener("online", () => socket.connect());

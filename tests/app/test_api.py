@@ -93,8 +93,8 @@ def test_pages_answer_errors_as_html_and_scripts_as_json(client: FlaskClient) ->
     assert script.get_json()["error"]["code"] == "not_found"
 
 
-def test_healthz_reports_the_database_and_job_queue(client: FlaskClient) -> None:
-    response = client.get("/healthz")
+def test_readyz_reports_the_database_and_job_queue(client: FlaskClient) -> None:
+    response = client.get("/readyz")
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["jobs"]["state"] == "ok"

@@ -37,7 +37,7 @@ def test_the_run_script_serves_the_demo_with_its_sign_ins(tmp_path: Path) -> Non
         health = None
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                health = requests.get(f"{url}/healthz", timeout=5)
+                health = requests.get(f"{url}/readyz", timeout=5)
                 break
             except requests.RequestException:
                 time.sleep(0.2)

@@ -42,7 +42,7 @@ def _csrf(http: requests.Session, server: LiveServer) -> str:
 def test_news_from_one_process_reaches_sockets_on_another(
         two_servers: tuple[LiveServer, LiveServer], coach: User, invite: Invite) -> None:
     first, second = two_servers
-    assert requests.get(f"{first.url}/healthz", timeout=5).json()["jobs"]["mode"] == "RedisHuey"
+    assert requests.get(f"{first.url}/readyz", timeout=5).json()["jobs"]["mode"] == "ResilientRedisHuey"
     coach_http = requests.Session()
     assert api_sign_in(coach_http, first.url, "Coach Rosa", PASSWORD).status_code == 200
     heard = threading.Event()

@@ -79,11 +79,11 @@ def test_a_database_outage_is_answered_with_503_and_a_clear_message(tmp_path: Pa
     app = create_app({"APP_ENV": "testing", "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
                       "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "JOBS_IMMEDIATE": True})
     client = app.test_client()
-    health = client.get("/healthz")
+    health = client.get("/readyz")
     assert health.status_code == 503 and health.get_json()["database"] == "unavailable"
     with client.session_transaction() as cookie:
         cookie["sid"] = "a signed-in device's token"  # every page now has to look it up
-    assert client.get("/healthz").status_code == 503
+    assert client.get("/readyz").status_code == 503
     page = client.get("/api/v1/cohorts")
     assert page.status_code == 503
     assert page.get_json()["error"]["message"] == "Hearten is busy for a moment. Please try again soon."
@@ -104,4 +104,4 @@ def test_when_every_database_connection_is_busy_the_answer_is_a_clear_503(
         held.close()
     assert page.status_code == 503
     assert page.get_json()["error"]["message"] == "Hearten is busy for a moment. Please try again soon."
-    assert app.test_client().get("/healthz").status_code == 200  # and it recovers by itself
+    assert app.test_client().get("/readyz").status_code == 200  # and it recovers by itself
