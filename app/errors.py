@@ -116,6 +116,7 @@ def init_app(app: Flask) -> None:
     def _database_busy(exc: SQLAlchemyTimeoutError) -> Any:
         # Every pooled connection stayed busy for the pool's whole wait: overloaded, not broken.
         log.error("no database connection free on %s %s", request.method, request.path)
+        g.user = None  # the page must not wait for a connection again (the header's counts)
         return error_response(503, "unavailable", HTTP_MESSAGES[503])
 
     @app.errorhandler(OperationalError)
@@ -133,4 +134,5 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        g.user = None  # the request's transaction may be broken: the page reads nothing more
         return error_response(500, "server_error", HTTP_MESSAGES[500])

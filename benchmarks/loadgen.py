@@ -25,7 +25,7 @@ import aiohttp
 import socketio
 
 COOKIE = "hearten"
-CHEERS = ["heart", "clap", "strong", "hug"]
+CHEERS = ["well_done", "keep_going", "with_you", "proud_of_you"]
 
 
 @dataclass(frozen=True)

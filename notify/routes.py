@@ -333,5 +333,6 @@ def init_app(app: Flask) -> None:
         user = auth.current_user()
         if user is None or request.endpoint == "static":
             return {}
-        with get_db().session(write=False) as read:
-            return {"inbox_unread": services.unread_count(read, user_id=user.id or 0)}
+        # The request's own session: a second connection per page would let a busy pool
+        # deadlock (every request holding one, waiting for another).
+        return {"inbox_unread": services.unread_count(get_session(), user_id=user.id or 0)}

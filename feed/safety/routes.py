@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.accounts import auth
 from app.accounts.models import Role, User
 from app.api import ApiBlueprint
-from app.db import get_db, get_session, utcnow
+from app.db import get_session, utcnow
 from app.errors import DomainError, InvalidInput
 from app.extensions import limiter
 from feed.safety import services
@@ -380,6 +380,6 @@ def init_app(app: Flask) -> None:
         user = auth.current_user()
         extra: dict[str, Any] = {"report_categories": CATEGORY_LABELS}
         if user is not None and user.role in STAFF and request.endpoint != "static":
-            with get_db().session(write=False) as read:
-                extra["moderation_waiting"] = services.waiting_count(read, moderator=user)
+            # The request's own session (see notify.routes: one connection per request).
+            extra["moderation_waiting"] = services.waiting_count(get_session(), moderator=user)
         return extra
