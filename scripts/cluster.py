@@ -379,10 +379,15 @@ def _run(args: argparse.Namespace) -> None:
 
 def _nginx_config(args: argparse.Namespace) -> None:
     tls = production_tls(args.certificate, args.certificate_key) if args.certificate else ""
-    listen = ("    listen 443 ssl;\n    listen [::]:443 ssl;\n    http2 on;" if tls
+    listen = ("    listen 443 ssl http2;\n    listen [::]:443 ssl http2;" if tls
               else f"    listen {args.listen};")
-    sys.stdout.write(render_nginx(upstreams=args.upstream, listen=listen,
-                                  server_name=args.server_name, tls=tls))
+    site = render_nginx(upstreams=args.upstream, listen=listen, server_name=args.server_name,
+                        tls=tls)
+    if tls:  # plain http only ever redirects
+        site += ("\nserver {\n    listen 80;\n    listen [::]:80;\n"
+                 f"    server_name {args.server_name};\n"
+                 "    return 301 https://$host$request_uri;\n}\n")
+    sys.stdout.write(site)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -20,7 +22,7 @@ from sqlmodel import Session, col, select
 from benchmarks.feed_broadcast import Cast, seed_cohort
 from benchmarks.loadgen import Member, Sockets
 from feed.models import FeedCounter, FeedItem
-from scripts.cluster import Cluster, RedisServer, render_nginx
+from scripts.cluster import NGINX, ROOT, Cluster, RedisServer, render_nginx
 from tests.factories import PASSWORD, fresh
 from tests.standins import Standin, consent, google_config
 from wearables.models import Connection, DailySteps, ImportRun, ImportStatus
@@ -261,3 +263,25 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_sync_ends_with_no_day_twic
     expected = _steps_by_day(session, control)
     assert owner_midway and stored_midway < len(expected), "killed mid-sync"
     assert _steps_by_day(session, member) == expected, "no day missing, none different"
+
+
+def test_the_production_site_passes_nginx_own_check_with_tls_and_a_redirect_from_http(
+        tmp_path: Path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=hearten.example.org", "-keyout", str(tmp_path / "site.key"),
+                    "-out", str(tmp_path / "site.pem")], check=True, capture_output=True)
+    site = subprocess.run([sys.executable, "scripts/cluster.py", "nginx-config",
+                           "--upstream", "127.0.0.1:8001", "--upstream", "127.0.0.1:8002",
+                           "--server-name", "hearten.example.org",
+                           "--certificate", str(tmp_path / "site.pem"),
+                           "--certificate-key", str(tmp_path / "site.key")],
+                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    assert "listen 443 ssl http2;" in site and "return 301 https://$host$request_uri;" in site
+    (tmp_path / "hearten.conf").write_text(site.replace("/var/log/nginx/hearten.access.log",
+                                                        str(tmp_path / "access.log")))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ include {tmp_path}/hearten.conf; }}\n")
+    check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
