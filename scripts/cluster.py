@@ -397,7 +397,7 @@ def main() -> None:
     run = commands.add_parser("run", help="serve the topology on loopback")
     run.add_argument("--processes", type=int, default=2)
     run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    run.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", "8080")))
     run.add_argument("--threads", type=int, default=200)
     run.add_argument("--workdir", default=os.environ.get("CLUSTER_DIR"))
     config = commands.add_parser("nginx-config", help="print the nginx site for production")
