@@ -152,7 +152,11 @@ def open_sockets(cluster: Cluster) -> list[int | None]:
         if not app.alive():
             counts.append(None)
             continue
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        except requests.RequestException:
+            counts.append(None)  # too busy to answer its scraper
+            continue
         line = next((line for line in text.splitlines()
                      if line.startswith("hearten_open_sockets ")), "")
         counts.append(int(float(line.split()[1])) if line else None)
@@ -377,6 +381,7 @@ def _compare_days(app: Flask, control: int, subject: int) -> str:
 
 
 def table(rows: list[Figures]) -> None:
+    print()
     head = (f"{'run':<34}{'proc':>5}{'socks':>7}{'req':>7}{'p50':>6}{'p95':>6}{'p99':>6}"
             f"{'err':>5}{'retry':>6}{'posts':>6}{'stored':>7}{'b-p50':>7}{'b-p99':>7}"
             f"{'missing':>8}{'reconn':>7}{'cpu/req':>8}")
@@ -447,6 +452,7 @@ def main() -> None:
                         rows.append(run(with_cluster, app, members, items, rate=rate,
                                         name=f"{rate:.0f} req/s, {processes} process(es)",
                                         seconds=args.seconds))
+                        table(rows[-1:])  # as it comes, in case a later run fails
                     finally:
                         with_cluster.stop()
         if args.part in ("all", "faults"):
@@ -471,6 +477,7 @@ def _faults(cluster: Any, app: Flask, members: list[Member], items: dict[int, li
         rows.append(run(topology, app, members, items, name="(a) app process killed mid-load",
                         rate=args.rate, seconds=seconds, fault=lambda: kill_app(topology),
                         fault_at=seconds / 3))
+        table(rows[-1:])
     finally:
         topology.stop()
     topology = cluster(2)
@@ -489,9 +496,11 @@ def _faults(cluster: Any, app: Flask, members: list[Member], items: dict[int, li
         row.notes.append(f"files brought in: {len(sent)}; imports done: {done}; "
                          f"not done: {waiting}")
         rows.append(row)
+        table(rows[-1:])
         crash = Figures(name="(c) worker killed mid-backfill", processes=2)
         crash.notes.extend(worker_killed_mid_sync(topology, app, members, standin_url))
         rows.append(crash)
+        table(rows[-1:])
     finally:
         topology.stop()
     return rows
