@@ -180,11 +180,17 @@ def run(cluster: Cluster, app: Flask, members: list[Member], items: dict[int, li
     start_http(cluster.url, callers, items, rate=10, seconds=4, seed=0)()
     _seqs, newest = feed_state(app)  # what the measured run posts comes after this
     cpu_before = app_cpu_seconds(cluster)
-    wait = start_http(cluster.url, callers, items, rate=rate, seconds=seconds)
+    wait = start_http(cluster.url, callers, items, rate=rate, seconds=seconds,
+                      seed=sum(map(ord, name)))  # each run its own members post and cheer
     if fault is not None:
         time.sleep(fault_at)
         figures.notes.append(fault())
     report = wait()
+    if fault is not None:  # the sockets of a killed process are back before anything is counted
+        deadline = time.monotonic() + 90
+        while sockets.connected() < sockets.opened and time.monotonic() < deadline:
+            time.sleep(1)
+        figures.notes.append(f"sockets connected again: {sockets.connected()} of {sockets.opened}")
     figures.cpu_ms = (app_cpu_seconds(cluster) - cpu_before) * 1000 / max(1, len(report.results))
     time.sleep(3)  # let the last broadcasts and catch-ups land
     if fault is not None:

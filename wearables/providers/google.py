@@ -140,7 +140,9 @@ class GoogleHealthProvider:
 
     def revoke(self, *, token: str) -> None:
         try:
-            self.http.post(self.revoke_url, params={"token": token}, timeout=TIMEOUT)
+            # In the form body (Google takes either): a URL with the token would end up in
+            # tracebacks and proxies' logs.
+            self.http.post(self.revoke_url, data={"token": token}, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise TemporaryFailure("revoke endpoint unavailable") from exc
 
