@@ -21,7 +21,9 @@ from pydantic.json_schema import models_json_schema
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.accounts.auth import current_user, not_signed_in
+from app.db import LARGEST_INTEGER
 from app.errors import InvalidInput
+from app.urls import ID_DIGITS
 
 PREFIX = "/api/v1"
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -50,6 +52,8 @@ class Operation:
     status: int
     auth: bool
     tags: tuple[str, ...] = field(default_factory=tuple)
+    produces: str | None = None  # a file's media type, when the answer is a file, not JSON
+    errors: tuple[int, ...] = ()  # refusals beyond the usual ones, e.g. 409 for a conflict
 
 
 def parse_body(schema: type[BaseModel]) -> Any:
@@ -62,7 +66,7 @@ def parse_body(schema: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         raise InvalidInput(_l("We could not read that request: please send a JSON object."))
     try:
-        return schema.model_validate(data)
+        parsed = schema.model_validate(data)
     except ValidationError as exc:
         problem = exc.errors()[0]
         name = ".".join(str(part) for part in problem["loc"]) or "?"
@@ -74,6 +78,28 @@ def parse_body(schema: type[BaseModel]) -> Any:
         else:
             message = _l("This is not in the expected form: %(name)s.", name=name)
         raise InvalidInput(message, field=name) from exc
+    too_large = _too_large(parsed.model_dump())
+    if too_large is not None:
+        raise InvalidInput(_l("This is not in the expected form: %(name)s.", name=too_large),
+                           field=too_large)
+    return parsed
+
+
+def _too_large(value: Any, name: str = "") -> str | None:
+    """The name of the first whole number no database can hold (a driver error otherwise)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if abs(value) <= LARGEST_INTEGER else name or "?"
+    if isinstance(value, dict):
+        items: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _too_large(item, f"{name}.{key}" if name else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _dump(value: Any, schema: type[BaseModel] | None) -> Any:
@@ -92,9 +118,12 @@ class ApiBlueprint(Blueprint):
 
     def operation(self, method: Method, rule: str, *, summary: str,
                   body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-                  many: bool = False, status: int = 200, auth: bool = True
+                  many: bool = False, status: int = 200, auth: bool = True,
+                  produces: str | None = None, errors: tuple[int, ...] = ()
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Register a view; it receives `body=` (validated) and returns model(s) or None."""
+        """Register a view; it receives `body=` (validated) and returns model(s) or None (or,
+        with `produces`, a Response holding a file of that media type). `errors` documents the
+        refusals it may answer beyond 400, 429 (and 401, 403, 404 with `auth`)."""
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(view)
@@ -116,7 +145,7 @@ class ApiBlueprint(Blueprint):
             self.operations.append(Operation(
                 method=method, rule=rule, endpoint=f"{self.name}.{view.__name__}", summary=summary,
                 body=body, response=response, many=many, status=status, auth=auth,
-                tags=(self.tag,)))
+                tags=(self.tag,), produces=produces, errors=errors))
             return wrapped
 
         return decorator
@@ -128,7 +157,8 @@ _TYPES = {"int": "integer", "string": "string", None: "string"}
 
 def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = [{"name": name, "in": "path", "required": True,
-               "schema": {"type": _TYPES.get(conv, "string")}}
+               "schema": {"type": "integer", "minimum": 1, "maximum": 10**ID_DIGITS - 1}
+               if conv == "int" else {"type": _TYPES.get(conv, "string")}}
               for conv, name in _CONVERTER.findall(rule)]
     return _CONVERTER.sub(r"{\2}", rule), params
 
@@ -159,7 +189,10 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": ref(op.body.__name__)}}}}
             entry["responses"]["413"] = error
             entry["responses"]["415"] = error
-        if op.response is not None:
+        if op.produces is not None:
+            entry["responses"][str(op.status)] = {
+                "description": "Success: a file.", "content": {op.produces: {}}}
+        elif op.response is not None:
             schema: dict[str, Any] = {"$ref": ref(op.response.__name__)}
             if op.many:
                 schema = {"type": "array", "items": schema}
@@ -175,6 +208,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             entry["responses"]["404"] = error
         elif op.method != "GET":
             entry["security"] = [{"csrf": []}]
+        for code in op.errors:
+            entry["responses"][str(code)] = error
         paths.setdefault(path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",

@@ -16,6 +16,9 @@ from sqlmodel import Session
 from app.events import EventBus
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The largest integer every supported database can bind (SQLite's, and PostgreSQL's bigint):
+# a larger one in a request would fail in the driver, so the API refuses it first.
+LARGEST_INTEGER = 2**63 - 1
 
 
 def utcnow() -> datetime:

@@ -20,6 +20,10 @@ from app.config import log_format
 
 # Reset tokens and invite codes are part of their links' paths: never write them down.
 SECRET_PATHS = re.compile(r"^/(reset|join)/[^/?]+")
+# The same anywhere in a line, and any query string (a token a library put in a URL, as urllib3
+# does in its errors: "Max retries exceeded with url: /revoke?token=..."), in messages and tracebacks.
+_SECRET_PATHS_ANYWHERE = re.compile(r"/(reset|join)/[^/?\s\"'<>]+")
+_QUERY_STRINGS = re.compile(r"\?[^\s\"'<>()]*=[^\s\"'<>()]*")
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -42,6 +46,15 @@ def masked_path(path: str) -> str:
     return SECRET_PATHS.sub(r"/\1/…", path)
 
 
+def scrubbed(text: str) -> str:
+    """A log line's text with query strings and reset and invite secrets masked."""
+    if "?" in text:
+        text = _QUERY_STRINGS.sub("?…", text)
+    if "/reset/" in text or "/join/" in text:
+        text = _SECRET_PATHS_ANYWHERE.sub(r"/\1/…", text)
+    return text
+
+
 class ContextFilter(logging.Filter):
     """Stamps each record with the request id and job id of the moment it was made."""
 
@@ -61,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrubbed(record.getMessage()),
             "request_id": getattr(record, "request_id", None),
         }
         job_id = getattr(record, "job_id", None)
@@ -71,9 +84,9 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = scrubbed(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
+            entry["stack"] = scrubbed(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -87,7 +100,7 @@ class TextFormatter(logging.Formatter):
         ids = [i for i in (getattr(record, "request_id", None), getattr(record, "job_id", None))
                if i]
         record.ids = f"[{' '.join(ids)}] " if ids else ""
-        return super().format(record)
+        return scrubbed(super().format(record))
 
 
 def formatter(fmt: str) -> logging.Formatter:

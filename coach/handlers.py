@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
@@ -19,7 +20,7 @@ from app.accounts.models import User
 from app.db import utcnow
 from app.events import EventBus, sqlmodel_session
 from coach import rollups
-from feed.events import CheerGiven, CommentAdded, FeedItemPosted
+from feed.events import ActivityRemoved, CheerGiven, CommentAdded, FeedItemPosted
 from goals.events import GoalProgressed, GoalVisibilityChanged
 from goals.models import GoalDay
 from wearables.events import SleepSynced, StepsSynced
@@ -87,6 +88,15 @@ def on_comment(session: OrmSession, event: CommentAdded) -> None:
     _refresh_today(session, event.author_id)
 
 
+def on_activity_removed(session: OrmSession, event: ActivityRemoved) -> None:
+    """Cheers and comments that went with a removed post: their days are counted again."""
+    member = session.get(User, event.member_id)
+    if member is not None:
+        zone = ZoneInfo(member.timezone)
+        _refresh(session, event.member_id, tuple({when.astimezone(zone).date()
+                                                  for when in event.at}))
+
+
 def on_joined(session: OrmSession, event: MemberJoined) -> None:
     rollups.member_joined(sqlmodel_session(session), member_id=event.user_id,
                           cohort_id=event.cohort_id)
@@ -110,6 +120,7 @@ def register(bus: EventBus) -> None:
     bus.in_transaction(FeedItemPosted, on_posted)
     bus.in_transaction(CheerGiven, on_cheer)
     bus.in_transaction(CommentAdded, on_comment)
+    bus.in_transaction(ActivityRemoved, on_activity_removed)
     bus.in_transaction(MemberJoined, on_joined)
     bus.in_transaction(MemberLeftCohort, on_left)
     bus.in_transaction(ConsentChanged, on_consent)

@@ -397,7 +397,7 @@ class ExportDictionaryPublic(BaseModel):
                summary="The cohort's de-identified daily rows for research (?start=&end=, "
                        "YYYY-MM-DD, at most 366 days): only members who agreed to research use, "
                        "and only when enough of them did. Each export is audited.",
-               response=ExportPublic)
+               response=ExportPublic, errors=(409,))
 @auth.roles_required(*COACHES)
 def api_export(cohort_id: int) -> Response:
     result = _export(cohort_id, exports.ExportFormat.API)

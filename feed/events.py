@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from app.events import DomainEvent
 
@@ -56,3 +57,12 @@ class CrisisFlagged(DomainEvent):
     target_type: str  # item, comment or member
     target_id: int
     reason: str       # crisis_words or self_harm_report
+
+
+@dataclass(frozen=True)
+class ActivityRemoved(DomainEvent):
+    """A member's cheers or comments went with a post removed for good (its author deleted their
+    account): the days they were given on are counted again."""
+
+    member_id: int
+    at: tuple[datetime, ...]

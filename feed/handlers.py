@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session as OrmSession
 
+from app.accounts.events import AccountDeleted
 from app.accounts.models import User
 from app.db import utcnow
 from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_cohort
-from feed import services
+from feed import data_rights, services
 from feed.events import FeedChanged
 from goals.events import GoalVisibilityChanged, MilestoneReached
 from goals.models import Goal, Visibility
@@ -38,6 +39,11 @@ def on_milestone_reached(session: OrmSession, event: MilestoneReached) -> None:
     services.share_milestone(db, goal=goal, milestone_id=event.milestone_id, now=now)
 
 
+def on_account_deleted(session: OrmSession, event: AccountDeleted) -> None:
+    data_rights.forget_member(sqlmodel_session(session), member_id=event.user_id,
+                              keep_posts=event.keep_posts)
+
+
 def on_feed_changed(event: FeedChanged) -> None:
     """Every socket of the cohort hears the number, the item and its cheer counts; content is
     fetched by each reader through the visibility rule."""
@@ -46,6 +52,7 @@ def on_feed_changed(event: FeedChanged) -> None:
 
 
 def register(bus: EventBus) -> None:
+    bus.in_transaction(AccountDeleted, on_account_deleted)
     bus.in_transaction(GoalVisibilityChanged, on_goal_visibility_changed)
     bus.in_transaction(MilestoneReached, on_milestone_reached)
     bus.after_commit(FeedChanged, on_feed_changed)

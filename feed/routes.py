@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth
+from app.accounts.data_rights import shown_name
 from app.accounts.models import Role, User
 from app.api import ApiBlueprint
 from app.db import get_session, utcnow
@@ -89,7 +90,7 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
     ids = [item.id or 0 for item in items]
     people = {user.id: user for user in session.exec(select(User).where(
         col(User.id).in_({item.author_id for item in items})))}
-    authors = {user_id: user.display_name for user_id, user in people.items()}
+    authors = {user_id: shown_name(user) for user_id, user in people.items()}
     goal_ids = {item.goal_id for item in items if item.goal_id}
     goal_rows = {g.id: g for g in session.exec(select(Goal).where(col(Goal.id).in_(goal_ids)))}
     milestone_ids = {item.milestone_id for item in items if item.milestone_id}
@@ -234,7 +235,7 @@ def item_page(item_id: int, error: DomainError | None = None, status: int = 200
     db_session = get_session()
     item, place = services.visible_item(db_session, viewer=viewer, item_id=item_id)
     comments = services.comments_of(db_session, viewer=viewer, item=item)
-    authors = {u.id: u.display_name for u in db_session.exec(select(User).where(
+    authors = {u.id: shown_name(u) for u in db_session.exec(select(User).where(
         col(User.id).in_({c.author_id for c in comments})))}
     return render_template(
         "feed/item.html", view=_views(db_session, viewer, [item])[0], place=place,
@@ -460,7 +461,7 @@ def api_comments(item_id: int) -> list[CommentPublic]:
     db_session = get_session()
     item, _place = services.visible_item(db_session, viewer=viewer, item_id=item_id)
     comments = services.comments_of(db_session, viewer=viewer, item=item)
-    authors = {u.id: u.display_name for u in db_session.exec(select(User).where(
+    authors = {u.id: shown_name(u) for u in db_session.exec(select(User).where(
         col(User.id).in_({c.author_id for c in comments})))}
     return [_comment_public(c, authors) for c in comments]
 

@@ -616,7 +616,7 @@ def api_archive_goal(goal_id: int) -> GoalPublic:
 
 @api.operation("POST", "/goals/<int:goal_id>/check-ins",
                summary="Check in on a habit goal (a resend with the same client key counts once).",
-               body=CheckInCreate, response=CheckInResult)
+               body=CheckInCreate, response=CheckInResult, errors=(409,))
 @auth.roles_required(Role.MEMBER)
 @limiter.limit("120 per hour")
 def api_check_in(goal_id: int, body: CheckInCreate) -> CheckInResult:

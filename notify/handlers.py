@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from app.accounts.models import Cohort, User
+from app.accounts.events import AccountDeleted
+from app.accounts.models import Cohort, Role, User
 from app.db import get_db, utcnow
 from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_user
@@ -16,7 +17,7 @@ from feed.safety import rules
 from goals.events import MilestoneReached
 from goals.models import Goal
 from goals.services import milestone_is_news
-from notify import services, tasks
+from notify import data_rights, services, tasks
 from notify.events import DeliveriesQueued, InboxChanged
 from notify.models import Kind
 from wearables.events import ReconnectNeeded
@@ -32,7 +33,7 @@ def _reachable(session: Session, *, recipient_id: int, sender_id: int) -> bool:
 def on_cheer_given(session: OrmSession, event: CheerGiven) -> None:
     db = sqlmodel_session(session)
     recipient, cheerer = db.get(User, event.item_author_id), db.get(User, event.member_id)
-    if recipient is None or cheerer is None or not _reachable(
+    if recipient is None or cheerer is None or recipient.role == Role.FORMER or not _reachable(
             db, recipient_id=event.item_author_id, sender_id=event.member_id):
         return
     services.notify(db, user=recipient, kind=Kind.CHEERS, topic=f"cheers-{event.item_id}",
@@ -43,7 +44,7 @@ def on_cheer_given(session: OrmSession, event: CheerGiven) -> None:
 def on_comment_added(session: OrmSession, event: CommentAdded) -> None:
     db = sqlmodel_session(session)
     recipient, author = db.get(User, event.item_author_id), db.get(User, event.author_id)
-    if recipient is None or author is None or not _reachable(
+    if recipient is None or author is None or recipient.role == Role.FORMER or not _reachable(
             db, recipient_id=event.item_author_id, sender_id=event.author_id):
         return
     services.notify(db, user=recipient, kind=Kind.COMMENTS, topic=f"comment-{event.comment_id}",
@@ -84,6 +85,11 @@ def on_reconnect_needed(session: OrmSession, event: ReconnectNeeded) -> None:
                         data={"provider": event.provider}, url="/tracker", now=utcnow())
 
 
+def on_account_deleted(session: OrmSession, event: AccountDeleted) -> None:
+    data_rights.forget_name(sqlmodel_session(session), display_name=event.display_name,
+                            cohort_ids=event.cohort_ids)
+
+
 def on_deliveries_queued(_event: DeliveriesQueued) -> None:
     tasks.deliver_task()
 
@@ -100,5 +106,6 @@ def register(bus: EventBus) -> None:
     bus.in_transaction(MilestoneReached, on_milestone_reached)
     bus.in_transaction(CrisisFlagged, on_crisis_flagged)
     bus.in_transaction(ReconnectNeeded, on_reconnect_needed)
+    bus.in_transaction(AccountDeleted, on_account_deleted)
     bus.after_commit(DeliveriesQueued, on_deliveries_queued)
     bus.after_commit(InboxChanged, on_inbox_changed)

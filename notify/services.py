@@ -309,7 +309,11 @@ MAX_MESSAGE = 300
 def message_cohort(session: Session, *, coach: User, cohort_id: int, text: str, now: datetime
                    ) -> int:
     """A coach's short message to everyone in a cohort they run; how many it reached."""
-    if coach.role == Role.MEMBER or coach not in coaches_of(session, cohort_id=cohort_id):
+    # Only its coaches: a moderator's seat is for moderating the feed, and nothing more.
+    seat = session.exec(select(CohortMembership.role).where(
+        col(CohortMembership.cohort_id) == cohort_id,
+        col(CohortMembership.user_id) == coach.id)).first()
+    if coach.role == Role.MEMBER or seat != CohortRole.COACH:
         raise NotFound()
     words = " ".join(text.split())
     if not words:

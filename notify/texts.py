@@ -44,7 +44,7 @@ def words(notification: Notification) -> Words:
     """The notification's full words (as the inbox shows them), in the current locale."""
     data = notification.data
     kind = notification.kind
-    who = str(data.get("name", ""))
+    who = str(data.get("name") or _("A former member"))  # a deleted account's name is gone
     if kind == Kind.CHEERS:
         count = notification.count
         return Words(_("Cheers for you"), ngettext(

@@ -77,3 +77,10 @@ class ImportProgressed(DomainEvent):
     member_id: int
     import_id: int
     share: float
+
+
+@dataclass(frozen=True)
+class ImportFilesDiscarded(DomainEvent):
+    """Imports of a deleted account went; any of their files still waiting on disk go too."""
+
+    import_ids: tuple[int, ...]

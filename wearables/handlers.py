@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from app.events import EventBus
+from sqlalchemy.orm import Session as OrmSession
+
+from app.accounts.events import AccountDeleted
+from app.events import EventBus, sqlmodel_session
 from app.realtime import emit_to_user
+from wearables import data_rights
 from wearables.events import (
+    ImportFilesDiscarded,
     ImportProgressed,
     ImportQueued,
     ReconnectNeeded,
@@ -13,7 +18,12 @@ from wearables.events import (
     TrackerConnected,
     TrackerDisconnected,
 )
-from wearables.tasks import import_file_task, revoke_token_task, sync_connection_task
+from wearables.tasks import (
+    import_file_task,
+    revoke_token_task,
+    sync_connection_task,
+    upload_folder,
+)
 
 
 def on_tracker_connected(event: TrackerConnected) -> None:
@@ -26,6 +36,15 @@ def on_sync_requested(event: SyncRequested) -> None:
 
 def on_tracker_disconnected(event: TrackerDisconnected) -> None:
     revoke_token_task(event.provider, event.token_enc)
+
+
+def on_account_deleted(session: OrmSession, event: AccountDeleted) -> None:
+    data_rights.forget_member(sqlmodel_session(session), member_id=event.user_id)
+
+
+def on_import_files_discarded(event: ImportFilesDiscarded) -> None:
+    for import_id in event.import_ids:
+        (upload_folder() / f"import-{import_id}").unlink(missing_ok=True)
 
 
 def on_import_queued(event: ImportQueued) -> None:
@@ -49,6 +68,8 @@ def on_import_progressed(event: ImportProgressed) -> None:
 
 
 def register(bus: EventBus) -> None:
+    bus.in_transaction(AccountDeleted, on_account_deleted)
+    bus.after_commit(ImportFilesDiscarded, on_import_files_discarded)
     bus.after_commit(ImportProgressed, on_import_progressed)
     bus.after_commit(TrackerConnected, on_tracker_connected)
     bus.after_commit(TrackerDisconnected, on_tracker_disconnected)

@@ -51,6 +51,9 @@ MAX_ZIP_DIRECTORY_BYTES = 64 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
 RATIO_CHECK_FROM_BYTES = 1024 * 1024  # tiny files may compress very well without harm
 MAX_XML_PROLOG_BYTES = 1024 * 1024
+# The most bytes expat may take in without reporting anything: real records are a few hundred bytes,
+# and expat 2.5 rescans a growing token on every feed (quadratic time, and all of it held).
+MAX_XML_TOKEN_BYTES = 1024 * 1024
 MAX_DAY_STEPS = 100_000
 MAX_NIGHT_MINUTES = 24 * 60
 HISTORY_YEARS = 10
@@ -373,6 +376,9 @@ def _open_zip(fileobj: IO[bytes]) -> Iterator[zipfile.ZipFile]:
         except (struct.error, ValueError) as error:
             raise _corrupt() from error
     with archive:
+        # A directory offset past its real place makes zipfile compute negative member offsets.
+        if any(info.header_offset < 0 for info in archive.infolist()):
+            raise _corrupt()
         yield archive
 
 
@@ -421,6 +427,12 @@ _EXTERNAL_DOCTYPE = re.compile(rb"<!DOCTYPE\s+[^\s\[>]+\s+(?:SYSTEM|PUBLIC)\b")
 # Control characters are not allowed in XML 1.0, yet some Apple exports carry them (\x0b).
 _BLANK_CONTROLS = bytes(b if b in b"\t\n\r" or b >= 0x20 else 0x20 for b in range(256))
 _EXPAT_CUT_SHORT = frozenset({3, 5, 6})  # no element found, unclosed token, partial character
+# expat reads these itself; any other declared encoding goes through Python codecs, where multi-byte,
+# unknown or bytes-to-bytes ones fail with errors of their own.
+_EXPAT_ENCODINGS = frozenset({b"utf-8", b"us-ascii", b"iso-8859-1", b"utf-16"})
+_XML_ENCODING = re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([^\"']*)")
+# A year short of the calendar's ends, so that changing zone (or adding SLEEP_GAP) can't overflow.
+_USABLE_YEARS = range(datetime.min.year + 1, datetime.max.year)
 
 
 def _looks_like_xml(head: bytes) -> bool:
@@ -460,9 +472,16 @@ def _parse_apple_stream(raw: IO[bytes], expected: int, zone: ZoneInfo, window: _
     # A target parser: expat hands each element's attributes over as it streams by, and no tree is
     # ever built, so memory stays flat however long the export is.
     parser = DefusedXMLParser(target=records, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    fed = quiet_from = events = 0
     try:
         while chunk := source.read(64 * 1024):
             parser.feed(chunk)
+            fed += len(chunk)
+            if records.events != events:
+                events, quiet_from = records.events, fed
+            elif fed - quiet_from > MAX_XML_TOKEN_BYTES:
+                raise ImportRefused("too_complex", "The health data in this file holds one entry far longer "
+                                                   "than real exports have, so we didn't read it.")
         parser.close()
     except DefusedXmlException as error:
         raise _unsafe_xml() from error
@@ -490,12 +509,14 @@ class _AppleRecords:
         self.sleeps: list[tuple[datetime, datetime, bool]] = []
         self.read = 0
         self.skipped = 0
+        self.events = 0  # how often expat reported anything: a long silence is one huge token
         self._zone = zone
         self._window = window
         self._depth = 0
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         """Take one element as it opens; its attributes are all there already."""
+        self.events += 1
         self._depth += 1
         if self._depth == 1 and tag != "HealthData":
             raise _unknown("")
@@ -512,10 +533,12 @@ class _AppleRecords:
 
     def end(self, tag: str) -> None:
         """Note that an element closed."""
+        self.events += 1
         self._depth -= 1
 
     def data(self, text: str) -> None:
         """Ignore text between elements (having this is cheaper than the parser's default handler)."""
+        self.events += 1
 
     def close(self) -> None:
         """Nothing to build: the totals are read from the attributes."""
@@ -546,6 +569,10 @@ class _AppleXmlSource:
                 break
             head += chunk
         head = head.translate(_BLANK_CONTROLS)
+        declared = _XML_ENCODING.match(head)
+        if declared is not None and declared.group(1).strip().lower() not in _EXPAT_ENCODINGS:
+            raise ImportRefused("bad_encoding", "The health data in this file is saved in a text encoding "
+                                                f"real exports never use. {_TRY_AGAIN}")
         root = _ROOT_START.search(head)
         doctype = head.find(b"<!DOCTYPE")
         if _EXTERNAL_DOCTYPE.search(head, 0, root.start() if root is not None else len(head)):
@@ -575,6 +602,8 @@ def _apple_time(text: str | None) -> datetime | None:
     if match is None:
         return None
     year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+    if int(year) not in _USABLE_YEARS:
+        return None
     try:
         return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                         tzinfo=_utc_offset(sign, int(off_h), int(off_m)))
@@ -926,13 +955,16 @@ def _local_time(value: object, zone: tzinfo) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if moment.year not in _USABLE_YEARS:
+        return None
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
 def _whole(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # ASCII only, and short: "²".isdigit() is true, and int() refuses over 4,300 digits.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
         return int(value)
     return None
 
@@ -1115,6 +1147,8 @@ class _CsvRows:
                 moment = datetime.fromisoformat(text)
             else:
                 moment = datetime.combine(day, time.fromisoformat(text))
+            if moment.year not in _USABLE_YEARS:
+                raise ValueError(text)
         except ValueError:
             raise ImportRefused("bad_sleep_times", f"Row {line}: the {what} “{text}” is not a time we can "
                                                    "read. Please write it like 2026-01-31T23:15 or "

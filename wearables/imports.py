@@ -104,6 +104,8 @@ def run_import(db: Database, *, import_id: int, folder: Path, now: Callable[[], 
         run = session.get(ImportRun, import_id, with_for_update=True)
         member = session.get(User, run.member_id) if run else None
         if run is None or member is None or run.status != ImportStatus.QUEUED:
+            if run is None or member is None:  # its account was deleted: the file goes too
+                path.unlink(missing_ok=True)
             return "skipped"
         run.status = ImportStatus.RUNNING
     published = [0.0]

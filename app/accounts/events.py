@@ -39,3 +39,18 @@ class ConsentChanged(DomainEvent):
     metric: str
     before: str
     after: str
+
+
+@dataclass(frozen=True)
+class AccountDeleted(DomainEvent):
+    """Someone deleted their own account. Recorded in the deleting transaction before the user
+    row goes: each feature's in-transaction handler forgets its share of them then (tokens
+    revoked after commit), so that all of it commits or rolls back together.
+
+    `cohort_ids`: the cohorts they were in (already left); `keep_posts`: their stories, tips and
+    comments stay, moved to the "former member" account."""
+
+    user_id: int
+    display_name: str
+    cohort_ids: tuple[int, ...]
+    keep_posts: bool

@@ -62,6 +62,30 @@ class LastCoach(Conflict):
     default_message = _l("A group needs at least one coach. Please add another coach first.")
 
 
+class PasswordNotAccepted(DomainError):
+    """The password given to confirm something important did not match."""
+
+    status, code = 403, "password_not_accepted"
+    default_message = _l("That password is not right, so nothing has changed. Please try again.")
+
+    def __init__(self, message: Any = None) -> None:
+        super().__init__(message, field="password")
+
+
+class CohortNeedsCoach(Conflict):
+    """A coach cannot delete their account while a group would be left with no coach."""
+
+    code = "cohort_needs_coach"
+    default_message = _l("A group you coach has no other coach. Please add another coach to it "
+                         "first, then delete your account.")
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    default_message = _l("You are the only admin, so your account cannot be deleted yet. Please "
+                         "create another admin account first (flask accounts create-admin).")
+
+
 class TwoFactorRequired(DomainError):
     """Password accepted; a coach or admin still has to pass the second factor on this device."""
 

@@ -15,6 +15,9 @@ class Role(enum.StrEnum):
     MEMBER = "member"
     COACH = "coach"
     ADMIN = "admin"
+    # The one stand-in author of posts kept after their members deleted their accounts; it
+    # belongs to no cohort and can never sign in.
+    FORMER = "former"
 
 
 class CohortRole(enum.StrEnum):
@@ -201,6 +204,10 @@ class UserPublic(SQLModel):
     language: str
 
 
+class CsrfTokenPublic(SQLModel):
+    csrf_token: str = Field(description="Send it as the X-CSRFToken header.")
+
+
 class LoginPublic(UserPublic):
     next_step: str | None = Field(default=None, description=(
         "null: signed in. 'two_factor': a coach or admin enters a code next "
@@ -286,6 +293,18 @@ class SharingPublic(SQLModel):
     steps: ConsentLevel = Field(description="What my coaches see of my steps.")
     sleep: ConsentLevel = Field(description="What my coaches see of my sleep.")
     research: bool = Field(description="Whether my de-identified daily numbers go to research.")
+
+
+class PostsChoice(enum.StrEnum):
+    REMOVE = "remove"  # my posts and comments go, with the comments on my posts
+    KEEP = "keep"      # my stories, tips and comments stay, shown as "A former member"
+
+
+class AccountDeletion(SQLModel):
+    password: str = Field(max_length=256, description="The account's password, to confirm.")
+    posts: PostsChoice = Field(description=(
+        "remove: my posts and comments are deleted; keep: my stories, tips and comments stay "
+        "for the group, shown as 'A former member' (posts about goals go either way)."))
 
 
 class SharingUpdate(SQLModel):

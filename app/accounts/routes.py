@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -10,27 +11,29 @@ from flask import (
     Response,
     current_app,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.accounts import auth, consent, services
+from app.accounts import auth, consent, data_rights, services
 from app.accounts.exceptions import InvalidInput, InviteNotUsable, NotFound
 from app.accounts.models import (
+    AccountDeletion,
     Cohort,
     CohortCreate,
     CohortPublic,
     CohortRole,
     ConsentLevel,
     ConsentMetric,
+    CsrfTokenPublic,
     Invite,
     InviteCreate,
     InvitePublic,
@@ -38,6 +41,7 @@ from app.accounts.models import (
     LoginPublic,
     LoginRequest,
     MemberPublic,
+    PostsChoice,
     ResetLinkPublic,
     Role,
     SessionPublic,
@@ -87,6 +91,22 @@ throttled = [
     limiter.shared_limit(_account_limit, scope="login-account", key_func=_account_key,
                          methods=["POST"], deduct_when=_failed),
 ]
+
+
+def _own_account_key() -> str:
+    """The signed-in account, keyed as sign-in keys it, so that both share one allowance."""
+    user = auth.current_user()
+    return "account:" + (user.name_key if user else "")
+
+
+def _wrong_password(response: Response) -> bool:
+    return response.status_code == 403
+
+
+# Wrong passwords when confirming an account's deletion use up the account's sign-in allowance.
+throttle_confirm = limiter.shared_limit(_account_limit, scope="login-account",
+                                        key_func=_own_account_key, methods=["POST", "DELETE"],
+                                        deduct_when=_wrong_password)
 
 
 def throttle(view: Any) -> Any:
@@ -257,6 +277,96 @@ def end_other_sessions() -> BaseResponse:
     db_session.commit()
     flash(_("Every other device is signed out."))
     return redirect(url_for("accounts.sessions_page"))
+
+
+# --- pages: my data, and deleting my account ---
+
+
+def _readme(name: str, now: datetime) -> str:
+    """The download's README, in the member's language."""
+    files = [
+        ("my-data.json", _("Everything Hearten holds about you, in one file: your profile, "
+                           "groups, signed-in devices, sharing choices, trackers, imports, steps "
+                           "and sleep, goals, posts, comments, cheers, reports, blocks and mutes, "
+                           "notifications, and the audit log entries about you.")),
+        ("steps.csv, sleep.csv", _("Your steps per day and your sleep per night, from each "
+                                   "source.")),
+        ("goal-days.csv", _("How each of your goals went, day by day.")),
+        ("daily-summary.csv", _("Your days as your group's figures count them (your coach sees "
+                                "only what you chose to share).")),
+    ]
+    lines = [_("Your data from Hearten"),
+             _("Made on %(when)s for %(name)s.", when=format_datetime(now, "medium"), name=name),
+             ""]
+    for file_names, about in files:
+        lines += [file_names, "  " + about]
+    lines += ["", _("Times are in UTC. Passwords, sign-in tokens and tracker tokens are never "
+                    "part of this download.")]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _export_response() -> Response:
+    """The signed-in account's download: a zip, never cached, audited as their own export."""
+    now = utcnow()
+    with get_db().transaction() as write:
+        member = services.get_user(write, auth.require_user().id or 0)
+        readme = _readme(member.display_name, now)
+        body = data_rights.export_my_data(write, member=member, now=now, readme=readme,
+                                          parts=data_rights.export_parts(current_app))
+    response = Response(body, mimetype="application/zip")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{data_rights.filename(now)}"')
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/settings/my-data")
+@auth.login_required
+def export_page() -> Response:
+    return _export_response()
+
+
+def _signed_out_after_deletion(response: BaseResponse) -> BaseResponse:
+    """Sign this device out; nothing of the member stays on it (as after signing out)."""
+    language = auth.require_user().language
+    auth.logout()  # the session row is gone already; this forgets the cookie and `g`
+    session["lang"] = language  # the goodbye is said in their language
+    response.headers["Clear-Site-Data"] = '"storage"'
+    return response
+
+
+def _delete_view(error: DomainError | None = None, status: int = 200) -> tuple[str, int]:
+    return render_template("accounts/delete_account.html", error=error,
+                           chosen=request.form.get("posts", "")), status
+
+
+@bp.route("/settings/delete-account", methods=["GET", "POST"])
+@auth.login_required
+@throttle_confirm
+def delete_account_page() -> Any:
+    if request.method != "POST":
+        return _delete_view()
+    choice = request.form.get("posts", "")
+    db_session = get_session()
+    try:
+        if choice not in (PostsChoice.REMOVE, PostsChoice.KEEP):
+            raise InvalidInput(_l("Please choose what happens to your posts and comments."),
+                               field="posts")
+        data_rights.delete_account(db_session, user_id=auth.require_user().id or 0,
+                                   password=request.form.get("password", ""),
+                                   keep_posts=choice == PostsChoice.KEEP, now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return _delete_view(exc, exc.status)
+    return _signed_out_after_deletion(redirect(url_for("accounts.goodbye")))
+
+
+@bp.get("/goodbye")
+def goodbye() -> str | BaseResponse:
+    if auth.current_user() is not None:
+        return redirect(url_for("shell.index"))
+    return render_template("accounts/goodbye.html")
 
 
 # --- pages: what a member shares with their coaches, and with research ---
@@ -518,13 +628,13 @@ def remove_moderator_page(cohort_id: int, user_id: int) -> Any:
 
 
 @api.operation("GET", "/csrf-token", summary="A CSRF token for the X-CSRFToken header.",
-               auth=False)
-def csrf_token() -> Response:
-    return jsonify({"csrf_token": generate_csrf()})
+               response=CsrfTokenPublic, auth=False)
+def csrf_token() -> CsrfTokenPublic:
+    return CsrfTokenPublic(csrf_token=generate_csrf())
 
 
 @api.operation("POST", "/join", summary="Join a cohort with an invite code (signs in).",
-               body=JoinRequest, response=UserPublic, status=201, auth=False)
+               body=JoinRequest, response=UserPublic, status=201, auth=False, errors=(409,))
 @limiter.limit(_ip_limit)
 def api_join(body: JoinRequest) -> User:
     db_session = get_session()
@@ -537,7 +647,7 @@ def api_join(body: JoinRequest) -> User:
 
 
 @api.operation("POST", "/login", summary="Sign in (coaches and admins: then a code, see next_step).",
-               body=LoginRequest, response=LoginPublic, auth=False)
+               body=LoginRequest, response=LoginPublic, auth=False, errors=(401,))
 @throttle
 def api_login(body: LoginRequest) -> LoginPublic:
     db_session = get_session()
@@ -550,7 +660,7 @@ def api_login(body: LoginRequest) -> LoginPublic:
 
 
 @api.operation("POST", "/logout", summary="Sign this device out (also before its second factor).",
-               auth=False)
+               auth=False, errors=(401,))
 def api_logout() -> None:
     if auth.current_user() is None and auth.pending_user() is None:
         raise auth.not_signed_in()
@@ -561,6 +671,27 @@ def api_logout() -> None:
 @auth.login_required
 def api_me() -> User:
     return auth.require_user()
+
+
+@api.operation("GET", "/me/export", produces="application/zip",
+               summary="Everything Hearten holds about me: a zip of JSON and CSV files.")
+@auth.login_required
+def api_export() -> Response:
+    return _export_response()
+
+
+@api.operation("DELETE", "/me", body=AccountDeletion, errors=(409,), summary=(
+    "Delete my account (password to confirm): signed out everywhere, trackers revoked, my data "
+    "deleted, my posts removed or kept as 'A former member'."))
+@auth.login_required
+@throttle_confirm
+def api_delete_me(body: AccountDeletion) -> BaseResponse:
+    db_session = get_session()
+    data_rights.delete_account(db_session, user_id=auth.require_user().id or 0,
+                               password=body.password, keep_posts=body.posts == PostsChoice.KEEP,
+                               now=utcnow())
+    db_session.commit()
+    return _signed_out_after_deletion(Response(status=204))
 
 
 @api.operation("GET", "/sessions", summary="The devices signed in to this account.",
@@ -687,7 +818,7 @@ def api_cohort_staff(cohort_id: int) -> list[StaffPublic]:
 
 @api.operation("POST", "/cohorts/<int:cohort_id>/coaches",
                summary="Add a co-coach by display name (coaches).", body=StaffAdd,
-               response=StaffPublic, status=201)
+               response=StaffPublic, status=201, errors=(409,))
 @auth.roles_required(*STAFF)
 def api_add_coach(cohort_id: int, body: StaffAdd) -> StaffPublic:
     db_session = get_session()
@@ -698,7 +829,8 @@ def api_add_coach(cohort_id: int, body: StaffAdd) -> StaffPublic:
 
 
 @api.operation("DELETE", "/cohorts/<int:cohort_id>/coaches/<int:user_id>",
-               summary="Take a coach off a cohort; never its last one (coaches).")
+               summary="Take a coach off a cohort; never its last one (coaches).",
+               errors=(409,))
 @auth.roles_required(*STAFF)
 def api_remove_coach(cohort_id: int, user_id: int) -> None:
     db_session = get_session()
@@ -709,7 +841,7 @@ def api_remove_coach(cohort_id: int, user_id: int) -> None:
 
 @api.operation("POST", "/cohorts/<int:cohort_id>/moderators",
                summary="Add a moderator (a coach or admin account) by display name (coaches).",
-               body=StaffAdd, response=StaffPublic, status=201)
+               body=StaffAdd, response=StaffPublic, status=201, errors=(409,))
 @auth.roles_required(*STAFF)
 def api_add_moderator(cohort_id: int, body: StaffAdd) -> StaffPublic:
     db_session = get_session()

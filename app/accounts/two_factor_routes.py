@@ -268,7 +268,7 @@ def _owing_user() -> User:
 
 @api.operation("POST", "/login/two-factor",
                summary="The second step of signing in (coaches, admins): a code from the app.",
-               body=TwoFactorCode, response=UserPublic, auth=False)
+               body=TwoFactorCode, response=UserPublic, auth=False, errors=(401, 409))
 @throttle
 def api_verify(body: TwoFactorCode) -> User:
     signed_in = auth.current_user()
@@ -285,7 +285,8 @@ def api_verify(body: TwoFactorCode) -> User:
 
 @api.operation("POST", "/login/two-factor/recovery",
                summary="The second step of signing in with a one-time recovery code instead.",
-               body=TwoFactorCode, response=TwoFactorStatusPublic, auth=False)
+               body=TwoFactorCode, response=TwoFactorStatusPublic, auth=False,
+               errors=(401, 409))
 @throttle
 def api_recovery(body: TwoFactorCode) -> TwoFactorStatusPublic:
     user = _owing_user()
@@ -299,7 +300,7 @@ def api_recovery(body: TwoFactorCode) -> TwoFactorStatusPublic:
 
 @api.operation("POST", "/two-factor/setup",
                summary="Start setting up an authenticator app (coaches, admins): its secret.",
-               response=TwoFactorSetupPublic, auth=False)
+               response=TwoFactorSetupPublic, auth=False, errors=(401, 403, 409))
 def api_setup() -> TwoFactorSetupPublic:
     user = _setup_user()
     db_session = get_session()
@@ -312,7 +313,8 @@ def api_setup() -> TwoFactorSetupPublic:
 @api.operation("POST", "/two-factor/setup/confirm",
                summary="Confirm the new authenticator app with its first code; "
                        "answers the recovery codes, once.",
-               body=TwoFactorCode, response=RecoveryCodesPublic, status=201, auth=False)
+               body=TwoFactorCode, response=RecoveryCodesPublic, status=201, auth=False,
+               errors=(401, 403, 409))
 @throttle
 def api_confirm_setup(body: TwoFactorCode) -> RecoveryCodesPublic:
     user = _setup_user()
@@ -339,7 +341,7 @@ def api_status() -> TwoFactorStatusPublic:
 @api.operation("POST", "/two-factor/recovery-codes",
                summary="New recovery codes, after a current code from the app; the old ones "
                        "stop working.",
-               body=TwoFactorCode, response=RecoveryCodesPublic, status=201)
+               body=TwoFactorCode, response=RecoveryCodesPublic, status=201, errors=(409,))
 @auth.roles_required(*STAFF)
 @throttle
 def api_renew_recovery_codes(body: TwoFactorCode) -> RecoveryCodesPublic:

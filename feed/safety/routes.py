@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import auth
+from app.accounts.data_rights import shown_name
 from app.accounts.models import Role, User
 from app.api import ApiBlueprint
 from app.db import get_session, utcnow
@@ -247,7 +248,7 @@ def appeal_page(action_id: int) -> Any:
 
 @api.operation("POST", "/moderation/actions/<int:action_id>/appeal",
                summary="Ask once for a second look at an action about me.", body=AppealCreate,
-               response=Done, status=201)
+               response=Done, status=201, errors=(409,))
 @auth.roles_required(Role.MEMBER)
 def api_appeal(action_id: int, body: AppealCreate) -> Done:
     db_session = get_session()
@@ -273,7 +274,7 @@ def _queue_page(error: DomainError | None = None, status: int = 200) -> tuple[st
 
 
 def _names(db_session: Session, ids: set[int]) -> dict[int, str]:
-    return {u.id or 0: u.display_name for u in db_session.exec(select(User).where(
+    return {u.id or 0: shown_name(u) for u in db_session.exec(select(User).where(
         col(User.id).in_(ids)))}
 
 
@@ -363,7 +364,7 @@ def api_act(body: ActionCreate) -> ActionPublic:
 
 @api.operation("POST", "/moderation/appeals/<int:appeal_id>/decision",
                summary="Answer an appeal: keep the action, or undo it.", body=AppealDecision,
-               response=Done)
+               response=Done, errors=(409,))
 def api_decide(appeal_id: int, body: AppealDecision) -> Done:
     db_session = get_session()
     services.decide_appeal(db_session, moderator=auth.require_user(), appeal_id=appeal_id,
