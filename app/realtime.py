@@ -131,6 +131,9 @@ def init_app(app: Flask) -> None:
     Redis message queue when REDIS_URL is set."""
     app.extensions[_OPEN] = {}
     app.extensions[_SWEEPER] = threading.Event()
+    # Flask-SocketIO keeps an earlier app's message queue in its options (one module-level
+    # object; tests and benchmarks build several apps in a process): start each app afresh.
+    socketio.server_options.pop("client_manager", None)
     socketio.init_app(
         app,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE") or "threading",
