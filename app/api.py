@@ -54,6 +54,7 @@ class Operation:
     tags: tuple[str, ...] = field(default_factory=tuple)
     produces: str | None = None  # a file's media type, when the answer is a file, not JSON
     errors: tuple[int, ...] = ()  # refusals beyond the usual ones, e.g. 409 for a conflict
+    resend: bool = False  # a resend with the same client_key answers 204, already done
 
 
 def parse_body(schema: type[BaseModel]) -> Any:
@@ -119,11 +120,13 @@ class ApiBlueprint(Blueprint):
     def operation(self, method: Method, rule: str, *, summary: str,
                   body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
                   many: bool = False, status: int = 200, auth: bool = True,
-                  produces: str | None = None, errors: tuple[int, ...] = ()
+                  produces: str | None = None, errors: tuple[int, ...] = (),
+                  resend: bool = False
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a view; it receives `body=` (validated) and returns model(s) or None (or,
         with `produces`, a Response holding a file of that media type). `errors` documents the
-        refusals it may answer beyond 400, 429 (and 401, 403, 404 with `auth`)."""
+        refusals it may answer beyond 400, 429 (and 401, 403, 404 with `auth`); `resend`, that
+        it returns None (204) for a resend of something already done."""
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(view)
@@ -145,20 +148,19 @@ class ApiBlueprint(Blueprint):
             self.operations.append(Operation(
                 method=method, rule=rule, endpoint=f"{self.name}.{view.__name__}", summary=summary,
                 body=body, response=response, many=many, status=status, auth=auth,
-                tags=(self.tag,), produces=produces, errors=errors))
+                tags=(self.tag,), produces=produces, errors=errors, resend=resend))
             return wrapped
 
         return decorator
 
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
-_TYPES = {"int": "integer", "string": "string", None: "string"}
 
 
 def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = [{"name": name, "in": "path", "required": True,
                "schema": {"type": "integer", "minimum": 1, "maximum": 10**ID_DIGITS - 1}
-               if conv == "int" else {"type": _TYPES.get(conv, "string")}}
+               if conv == "int" else {"type": "string"}}
               for conv, name in _CONVERTER.findall(rule)]
     return _CONVERTER.sub(r"{\2}", rule), params
 
@@ -210,6 +212,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             entry["security"] = [{"csrf": []}]
         for code in op.errors:
             entry["responses"][str(code)] = error
+        if op.resend:
+            entry["responses"]["204"] = {
+                "description": "Already done: a resend with the same client_key."}
         paths.setdefault(path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",

@@ -20,6 +20,7 @@ from app.api import ApiBlueprint
 from app.charts import bar_chart
 from app.db import get_session, utcnow
 from app.errors import DomainError, InvalidInput, NotFound
+from app.urls import ID_DIGITS
 from coach import audit_log, exports, services
 from coach.exceptions import BadWindow
 from coach.services import Figure, Overview
@@ -33,7 +34,7 @@ COACHES = (Role.COACH,)  # admins pass every role check too
 
 def _days() -> int:
     raw = request.args.get("days", "30")
-    if not raw.isdigit():
+    if not raw.isdecimal():  # not isdigit(): int() refuses "²"
         raise BadWindow()
     return int(raw)
 
@@ -42,7 +43,7 @@ def _idle_days() -> int:
     raw = request.args.get("idle", "")
     if not raw:
         return int(current_app.config["CHECK_IN_IDLE_DAYS"])
-    if not raw.isdigit() or not 1 <= int(raw) <= 90:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 90:
         raise InvalidInput(_("Choose between 1 and 90 days."), field="idle")
     return int(raw)
 
@@ -423,7 +424,7 @@ def _audit_filters() -> tuple[str, str, int | None]:
     action = request.args.get("action", "").strip()[:40]
     member = request.args.get("member", "").strip()[:60]
     raw = request.args.get("before", "").strip()
-    if raw and not raw.isdigit():
+    if raw and not (raw.isdecimal() and len(raw) <= ID_DIGITS):  # an id a database can hold
         raise InvalidInput(_("Please use the links at the bottom of the page to see older "
                              "entries."), field="before")
     return action, member, int(raw) if raw else None

@@ -392,7 +392,7 @@ def api_feed() -> FeedPage:
 
 
 @api.operation("POST", "/feed", summary="Share a story or a tip with my peer group.",
-               body=PostCreate, response=ItemPublic, status=201)
+               body=PostCreate, response=ItemPublic, status=201, resend=True)
 @posts_limit
 def api_post(body: PostCreate) -> ItemPublic | None:
     viewer = auth.require_user()
@@ -468,7 +468,7 @@ def api_comments(item_id: int) -> list[CommentPublic]:
 
 @api.operation("POST", "/feed/<int:item_id>/comments",
                summary="Comment on an item (plain text; a resend with the same key counts once).",
-               body=CommentCreate, response=CommentPublic, status=201)
+               body=CommentCreate, response=CommentPublic, status=201, resend=True)
 @comments_limit
 def api_comment(item_id: int, body: CommentCreate) -> Any:
     viewer = auth.require_user()
