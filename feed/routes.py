@@ -125,6 +125,11 @@ def _comment_public(comment: Comment, authors: dict[int | None, str]) -> Comment
                          care_note=comment.care_note, created_at=comment.created_at)
 
 
+def _small_number(raw: str) -> bool:
+    """Plain ASCII digits a database id can hold ("²" is a digit to str.isdigit, not to int)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
 def _int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw in (None, ""):
@@ -206,7 +211,7 @@ def post_page() -> Any:
         item = services.post_once(db_session, author=auth.require_user(), kind=kind,
                                   body=form["body"], client_key=request.form.get("client_key")
                                   or None, cohort_id=int(form["cohort_id"])
-                                  if form["cohort_id"].isdigit() else None, now=utcnow(),
+                                  if _small_number(form["cohort_id"]) else None, now=utcnow(),
                                   hold_first=current_app.config["HOLD_NEW_MEMBER_POSTS"])
         db_session.commit()
     except DomainError as exc:

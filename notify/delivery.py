@@ -94,8 +94,8 @@ def retry_after(value: str | None, *, now: datetime) -> timedelta:
         return DEFAULT_RETRY_AFTER
     value = value.strip()
     wait: timedelta
-    if value.isdigit():
-        wait = timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit, not to int
+        wait = MAX_RETRY_AFTER if len(value) > 9 else timedelta(seconds=int(value))
     else:
         try:
             when = parsedate_to_datetime(value)

@@ -339,3 +339,13 @@ def test_a_reader_far_behind_catches_up_in_steps_and_loses_nothing(
         if not page["more"]:
             break
     assert rounds == 2 and len(seen) == feed_services.CATCH_UP_EVENTS + 30
+
+
+@pytest.mark.parametrize("cohort_id", ["²", "9" * 20])
+def test_a_posting_form_with_a_strange_group_number_shares_to_the_members_own_group(
+        app: Flask, session: Session, cohort_id: str) -> None:
+    author = signed_in(app, "Sunny River")
+    page = author.post("/feed", data={"kind": "story", "body": "A walk by the river.",
+                                      "cohort_id": cohort_id, "csrf_token": csrf_token(author)})
+    assert page.status_code in (200, 302)
+    assert _count(session, FeedItem) == 1

@@ -23,7 +23,15 @@ from app.config import ConfigError, load_config
 from app.crypto import new_key
 from app.db import get_db, utcnow
 from notify import bootstrap, push
-from notify.delivery import CLAIM, DeliveryReport, backoff, deliver_due, next_due_at, retry_after
+from notify.delivery import (
+    CLAIM,
+    MAX_RETRY_AFTER,
+    DeliveryReport,
+    backoff,
+    deliver_due,
+    next_due_at,
+    retry_after,
+)
 from notify.models import (
     Delivery,
     DeliveryStatus,
@@ -552,3 +560,10 @@ def test_flask_push_keys_prints_the_public_key_or_a_new_pair(app: Flask) -> None
     pem = pair.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert pem.startswith(b"-----BEGIN PUBLIC KEY")
+
+
+@pytest.mark.parametrize(("header", "wait"), [("²", timedelta(minutes=1)),
+                                              ("9" * 40, MAX_RETRY_AFTER),
+                                              ("120", timedelta(minutes=2))])
+def test_a_strange_retry_after_header_is_read_safely(header: str, wait: timedelta) -> None:
+    assert retry_after(header, now=utcnow()) == wait
