@@ -1,5 +1,6 @@
 """OWASP ASVS 5.0 level 2 checks that are made from the route table, so that a new route is
-checked the day it is added: every state change needs a CSRF token, and no GET changes state.
+checked the day it is added: every state change needs a CSRF token, and no GET changes state;
+and reset links are throttled like sign-in.
 
 The other level 2 checks live beside the code they test:
 - cookies (`__Host-` prefix, Secure, HttpOnly, SameSite) and HSTS in production:
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, SQLModel
 
 from app.accounts.models import Cohort, User
-from tests.factories import fresh, sign_in
+from tests.factories import csrf_token, fresh, sign_in
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 # Platforms call these with their own signatures instead of a browser's session and token.
@@ -93,3 +94,11 @@ def test_no_get_request_changes_anything(app: Flask, client: FlaskClient, sessio
     for table in BOOKKEEPING | AUDITED_READS:
         changed.pop(table, None)
     assert not changed, f"GET requests changed rows: {changed}"
+
+
+def test_reset_links_are_throttled_per_address(client: FlaskClient, member: User) -> None:
+    token = csrf_token(client)
+    answers = [client.post("/reset/not-a-real-link", data={
+        "password": "a long quiet walk", "password_again": "a long quiet walk",
+        "csrf_token": token}).status_code for _ in range(26)]
+    assert 429 not in answers[:25] and answers[25] == 429
