@@ -82,6 +82,8 @@ ACCESS: dict[str, Access] = {
     "accounts.save_sharing_page": Access("member", "self", "The member's own consent (staff: 403)."),
     "accounts.save_research_page": Access("member", "self", "The member's research consent."),
     "accounts.export_page": Access("signed_in", "self", "A zip of the caller's own data; audited."),
+    "accounts.password_page": Access("signed_in", "self",
+                                     "Changes the caller's own password, after the current one."),
     "accounts.delete_account_page": Access("signed_in", "self",
                                        "Deletes the caller's own account, after their password."),
     "accounts.goodbye": Access("anonymous", "none", "Said to a device after its account is deleted."),

@@ -68,8 +68,8 @@ class PasswordNotAccepted(DomainError):
     status, code = 403, "password_not_accepted"
     default_message = _l("That password is not right, so nothing has changed. Please try again.")
 
-    def __init__(self, message: Any = None) -> None:
-        super().__init__(message, field="password")
+    def __init__(self, message: Any = None, *, field: str = "password") -> None:
+        super().__init__(message, field=field)
 
 
 class CohortNeedsCoach(Conflict):

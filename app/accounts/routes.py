@@ -254,6 +254,26 @@ def sessions_page() -> str:
                            current_id=auth.current_session().id)
 
 
+@bp.route("/settings/password", methods=["GET", "POST"])
+@auth.login_required
+@throttle_confirm
+def password_page() -> Any:
+    if request.method != "POST":
+        return render_template("accounts/password.html")
+    db_session = get_session()
+    try:
+        services.change_password(db_session, user_id=auth.require_user().id or 0,
+                                 current=request.form.get("current_password", ""),
+                                 new=request.form.get("password", ""),
+                                 keep_session_id=auth.current_session().id or 0, now=utcnow())
+        db_session.commit()
+    except DomainError as exc:
+        db_session.rollback()
+        return render_template("accounts/password.html", error=exc), exc.status
+    flash(_("Your password is changed. Any other device you were signed in on is signed out."))
+    return redirect(url_for("accounts.sessions_page"))
+
+
 @bp.post("/settings/sessions/<int:session_id>/end")
 @auth.login_required
 def end_session_page(session_id: int) -> BaseResponse:

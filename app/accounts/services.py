@@ -32,6 +32,7 @@ from app.accounts.exceptions import (
     InviteUsedUp,
     LastCoach,
     NotFound,
+    PasswordNotAccepted,
     ResetLinkNotUsable,
 )
 from app.accounts.models import (
@@ -188,6 +189,22 @@ def set_password(session: Session, *, user: User, password: str, now: datetime) 
     user.password_hash = passwords.hash_password(password)
     user.password_changed_at = now
     end_all_sessions(session, user=user)
+
+
+def change_password(session: Session, *, user_id: int, current: str, new: str,
+                    keep_session_id: int, now: datetime) -> None:
+    """Change one's own password: the current one first; every other device is signed out,
+    this one stays signed in."""
+    user = session.exec(select(User).where(col(User.id) == user_id).with_for_update()).first()
+    if user is None:
+        raise NotFound()
+    if not passwords.verify_password(user.password_hash, current):
+        raise PasswordNotAccepted(_l("That is not your current password, so nothing has "
+                                     "changed. Please try again."), field="current_password")
+    passwords.check_password_rules(new, display_name=user.display_name)
+    user.password_hash = passwords.hash_password(new)
+    user.password_changed_at = now
+    end_all_sessions(session, user=user, except_id=keep_session_id)
 
 
 # --- sessions ---

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlmodel import Session
+from werkzeug.test import TestResponse
 
 from app.accounts.models import User, UserSession
 from app.db import utcnow
@@ -209,3 +210,49 @@ def test_signing_in_again_on_a_device_replaces_its_old_session(
     sign_in(client, "Sunny River")
     sign_in(client, "Sunny River")
     assert len(_session_rows(session, member)) == 1
+
+
+def _change(client: FlaskClient, current: str, new: str) -> TestResponse:
+    return client.post("/settings/password", data={"current_password": current, "password": new,
+                                                   "csrf_token": csrf_token(client)})
+
+
+def test_changing_my_password_keeps_this_device_and_signs_the_others_out(
+        app: Flask, session: Session, member: User) -> None:
+    here, elsewhere = app.test_client(), app.test_client()
+    sign_in(here, "Sunny River")
+    sign_in(elsewhere, "Sunny River")
+    assert here.get("/settings/password").status_code == 200
+    response = _change(here, PASSWORD, "a new song every morning")
+    assert response.status_code == 302
+    assert here.get("/api/v1/me").status_code == 200
+    assert elsewhere.get("/api/v1/me").status_code == 401
+    assert len(_session_rows(session, member)) == 1
+    fresh_device = app.test_client()
+    old = fresh_device.post("/login", data={"display_name": "Sunny River", "password": PASSWORD,
+                                            "csrf_token": csrf_token(fresh_device)})
+    assert old.status_code == 401
+    sign_in(fresh_device, "Sunny River", "a new song every morning")
+
+
+def test_a_wrong_current_password_or_a_weak_new_one_changes_nothing(
+        app: Flask, client: FlaskClient, session: Session, member: User) -> None:
+    sign_in(client, "Sunny River")
+    other = app.test_client()
+    sign_in(other, "Sunny River")
+    wrong = _change(client, "not my password", "a new song every morning")
+    assert wrong.status_code == 403
+    assert "not your current password" in wrong.get_data(as_text=True)
+    weak = _change(client, PASSWORD, "short")
+    assert weak.status_code == 400
+    assert "at least 8 characters" in weak.get_data(as_text=True)
+    assert len(_session_rows(session, member)) == 2
+    sign_in(app.test_client(), "Sunny River", PASSWORD)
+
+
+def test_wrong_current_passwords_use_up_the_accounts_sign_in_allowance(
+        client: FlaskClient, member: User) -> None:
+    sign_in(client, "Sunny River")
+    answers = [_change(client, f"guess {n}", "a new song every morning").status_code
+               for n in range(26)]
+    assert 429 in answers and 200 not in answers
