@@ -56,7 +56,6 @@ import logging
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +74,9 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loadgen import percentile
+from scripts.cluster import free_port
+
 GEVENT_PIN = "gevent==26.9.0"
 PASSWORD = "a quiet walk by the sea"  # noqa: S105  (the benchmark's own accounts)
 SECRET_KEY = "worker-class-bench"  # noqa: S105
@@ -87,19 +89,6 @@ PING_INTERVAL = 25.0
 WAIT = 30.0  # seconds a broadcast may take to reach every socket before the rest count as lost
 MODES = {"threading": "gthread", "gevent": "gevent"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(samples: list[float], share: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the database: one cohort, its members, a session cookie for each ---
@@ -192,7 +181,7 @@ def _worker_pid(master: int) -> int:
 
 
 def serve(mode: str, *, workdir: Path, database: str, sockets: int) -> Server:
-    port = _free_port()
+    port = free_port()
     instance = workdir / mode
     instance.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items()
@@ -499,7 +488,7 @@ async def measure(mode: str, server: Server, cast: Cast, args: argparse.Namespac
                 row.expected += open_now
         await asyncio.sleep(max(0.0, began + PING_INTERVAL - time.monotonic()))
         row.cpu_s, row.others_bcast = meter.stop()
-    row.bcast_p50, row.bcast_p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    row.bcast_p50, row.bcast_p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
 
     # 5. Plain GETs with the sockets open; then while members sign in.
     readers = cookies[:200]
@@ -508,7 +497,7 @@ async def measure(mode: str, server: Server, cast: Cast, args: argparse.Namespac
     times, row.get_errors = await http_load(url, readers, rate=args.rate,
                                             seconds=PING_INTERVAL)
     row.get_cpu_s, row.others_get = meter.stop()
-    row.get_p50, row.get_p95 = _percentile(times, 0.5), _percentile(times, 0.95)
+    row.get_p50, row.get_p95 = percentile(times, 0.5), percentile(times, 0.95)
     stop = asyncio.Event()
 
     async def keep_signing_in() -> list[float]:
@@ -525,7 +514,7 @@ async def measure(mode: str, server: Server, cast: Cast, args: argparse.Namespac
     stop.set()
     busy_took = await signing
     row.get_errors += busy_errors
-    row.get_p95_signing = _percentile(busy_times, 0.95)
+    row.get_p95_signing = percentile(busy_times, 0.95)
     row.sign_in_busy_ms = statistics.median(busy_took) if busy_took else float("nan")
     if crowd.dropped:
         row.notes.append(f"{sum(crowd.dropped.values())} sockets closed during the run ("

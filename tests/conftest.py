@@ -46,9 +46,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.fixture
-def database_url(migrated: str, tmp_path: Path) -> str:
-    """A fresh, migrated database for this test."""
+def fresh_database(migrated: str, folder: Path) -> str:
+    """An empty, migrated database: PostgreSQL's emptied, or a copy of the SQLite template."""
     if TEST_DATABASE_URL:
         engine = make_engine(TEST_DATABASE_URL)
         names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
@@ -56,9 +55,15 @@ def database_url(migrated: str, tmp_path: Path) -> str:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         engine.dispose()
         return TEST_DATABASE_URL
-    path = tmp_path / "hearten.db"
+    path = folder / "hearten.db"
     shutil.copyfile(migrated, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def database_url(migrated: str, tmp_path: Path) -> str:
+    """A fresh, migrated database for this test."""
+    return fresh_database(migrated, tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,16 +31,14 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import text
-from sqlmodel import SQLModel
 
 from app import create_app
 from app.accounts.models import Role
-from app.db import get_db, make_engine
+from app.db import get_db
 from tests import factories
+from tests.conftest import fresh_database
 from tests.factories import csrf_token, sign_in
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # Per operation and phase; derandomized, so every run sends the same requests (FUZZ_EXAMPLES=200
@@ -153,16 +150,7 @@ def fuzzed_app(migrated: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One app and database for the module, so that each account is made and signed in once
     (password hashing is slow on purpose), not once per operation."""
     instance = tmp_path_factory.mktemp("fuzz")
-    if TEST_DATABASE_URL:
-        engine = make_engine(TEST_DATABASE_URL)
-        names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-        url = TEST_DATABASE_URL
-    else:
-        shutil.copyfile(migrated, instance / "hearten.db")
-        url = f"sqlite:///{instance / 'hearten.db'}"
+    url = fresh_database(migrated, instance)
     app = create_app({"APP_ENV": "testing", "DATABASE_URL": url, "SECRET_KEY": "test-secret-key",
                       "INSTANCE_PATH": str(instance), "JOBS_IMMEDIATE": True,
                       "PUBLIC_URL": "http://hearten.test",
