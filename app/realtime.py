@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import socketio as python_socketio
 from flask import Flask, current_app, request
 from flask_socketio import join_room
+from socketio.manager import Manager
 
 from app.accounts import auth, services
 from app.accounts.models import CohortRole
@@ -40,6 +44,43 @@ def emit_to_user(user_id: int, event: str, data: dict[str, Any]) -> None:
 
 def emit_to_coaches(cohort_id: int, event: str, data: dict[str, Any]) -> None:
     socketio.emit(event, data, to=coaches_room(cohort_id))
+
+
+class CatchUpRedisManager(python_socketio.RedisManager):  # type: ignore[misc]
+    """python-socketio's Redis message queue, and one thing more. While this process had lost
+    Redis, news published by any process never reached its pages (a publish gives up, and the
+    listener hears nothing): once its listener is subscribed again, it tells its own pages to
+    fetch what they missed ("catch_up"), each at a random moment within `within` seconds so
+    that a thousand pages do not ask at once. It also tries Redis again at least every
+    MAX_PAUSE seconds (the library's pause grows to a minute)."""
+
+    MAX_PAUSE = 5.0
+    PAGES_PER_SECOND = 200  # the catch-up requests a process is asked to answer each second
+
+    def _redis_listen_with_retries(self) -> Iterator[dict[str, Any]]:
+        pause, lost = 1.0, False
+        while True:
+            try:
+                self._redis_connect()
+                self.pubsub.subscribe(self.channel)
+                pause = 1.0
+                if lost:
+                    lost = False
+                    self.tell_pages_to_catch_up()
+                yield from self.pubsub.listen()
+            except Exception as exc:  # the library's own loop catches everything too
+                log.warning("live news: Redis unreachable (%s); listening again in %.0f s",
+                            type(exc).__name__, pause)
+                lost = True
+                time.sleep(pause)
+                pause = min(pause * 2, self.MAX_PAUSE)
+
+    def tell_pages_to_catch_up(self) -> None:
+        """To this process's sockets only: the other processes' listeners tell their own."""
+        pages = sum(1 for _ in self.get_participants("/", None))
+        within = max(1, round(pages / self.PAGES_PER_SECOND))
+        log.info("live news: Redis is back; %d pages catch up within %d s", pages, within)
+        Manager.emit(self, "catch_up", {"within": within}, namespace="/")
 
 
 _OPEN = "hearten.open_sockets"
@@ -134,10 +175,13 @@ def init_app(app: Flask) -> None:
     # Flask-SocketIO keeps an earlier app's message queue in its options (one module-level
     # object; tests and benchmarks build several apps in a process): start each app afresh.
     socketio.server_options.pop("client_manager", None)
+    redis_url = app.config.get("REDIS_URL")
+    queue = {"client_manager": CatchUpRedisManager(redis_url, channel="flask-socketio")
+             } if redis_url else {}
     socketio.init_app(
         app,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE") or "threading",
-        message_queue=app.config.get("REDIS_URL"),
+        **queue,
         manage_session=False,
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         max_http_buffer_size=64 * 1024,

@@ -95,6 +95,7 @@ class Follower:
                                            reconnection_delay_max=2, randomization_factor=0.5)
         self.client.on("connect", self.on_connect)
         self.client.on("feed", self.on_feed)
+        self.client.on("catch_up", self.on_catch_up_hint)
 
     async def open(self) -> bool:
         # `lb` as the page sends it: the proxy keeps one connection on one process.
@@ -123,6 +124,11 @@ class Follower:
         elif seq > self.last + 1 and self.gap is None:
             # Numbers may arrive out of order from two processes; wait a moment before asking.
             self.gap = asyncio.create_task(self._after_gap())
+
+    async def on_catch_up_hint(self, data: dict[str, Any]) -> None:
+        """The server's message queue was away: catch up within its seconds, as feed.js does."""
+        await asyncio.sleep(random.random() * float(data.get("within") or 1))
+        await self.catch_up()
 
     async def _after_gap(self) -> None:
         await asyncio.sleep(0.5)

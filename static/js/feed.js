@@ -97,6 +97,11 @@ export function follow(socket) {
     catchUp().then(() => tell(said));
   });
   socket.on("connect", () => { catchUp(); }); // after a reconnect: whatever was missed
+  // The server lost its message queue for a while: ask for what was missed, at a random moment
+  // within the seconds it gives, so that its pages do not all ask at once.
+  socket.on("catch_up", (data) => {
+    setTimeout(catchUp, Math.random() * 1000 * (Number(data?.within) || 1));
+  });
 
   // After a cheer went through: the button shows it, the next tap takes it back, and the next
   // send carries a new key (the old one is spent).

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -193,6 +193,36 @@ def test_after_redis_restarts_broadcasts_and_jobs_resume_and_no_job_is_lost(
             break
         time.sleep(0.5)
     assert runs == [ImportStatus.DONE] * 5, runs
+
+
+def test_after_redis_restarts_every_page_catches_up_on_news_missed_without_further_news(
+        cluster: Cluster, cast: Cast, session: Session, redis_server: RedisServer) -> None:
+    """Nothing more is posted after Redis is back: each process's listener, subscribed again,
+    tells its own pages to fetch what they missed."""
+    members = _members(cast)
+    sockets = Sockets(cluster.url, members, {cast.cohort_id: _base_seq(session, cast.cohort_id)},
+                      processes=1)
+    try:
+        assert _wait(lambda: sockets.connected() == len(members), 30)
+        redis_server.stop()
+        missed = _post(cluster, members[1], "While Redis is away.")
+        redis_server.start()
+        caught_up = _wait(lambda: all(missed in follower.seen
+                                      for follower in sockets.report()[0]), 30)
+        followers = sockets.report()[0]
+    finally:
+        sockets.close()
+    assert caught_up, [len(f.seen) for f in followers]
+    assert all(follower.connects == 1 for follower in followers)  # not by reconnecting
+
+
+def _wait(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def _bring_file(cluster: Cluster, member: Member, *, day: int) -> int:
