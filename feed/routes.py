@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -88,14 +88,11 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
     """Items with their author's name, their words, cheer counts and the viewer's own cheers,
     in a handful of queries however many items there are."""
     ids = [item.id or 0 for item in items]
-    people = {user.id: user for user in session.exec(select(User).where(
-        col(User.id).in_({item.author_id for item in items})))}
+    people = _by_id(session, User, {item.author_id for item in items})
     authors = {user_id: shown_name(user) for user_id, user in people.items()}
-    goal_ids = {item.goal_id for item in items if item.goal_id}
-    goal_rows = {g.id: g for g in session.exec(select(Goal).where(col(Goal.id).in_(goal_ids)))}
-    milestone_ids = {item.milestone_id for item in items if item.milestone_id}
-    milestones = {m.id: m for m in session.exec(select(Milestone).where(
-        col(Milestone.id).in_(milestone_ids)))}
+    goal_rows = _by_id(session, Goal, {item.goal_id for item in items if item.goal_id})
+    milestones = _by_id(session, Milestone,
+                        {item.milestone_id for item in items if item.milestone_id})
     counts = services.cheer_counts(session, ids)
     mine = services.my_cheers(session, member=viewer, item_ids=ids)
     return [ItemView(item=item, author=authors.get(item.author_id, ""),
@@ -105,6 +102,16 @@ def _views(session: Session, viewer: User, items: list[FeedItem]) -> list[ItemVi
                                           milestone=milestones.get(item.milestone_id)),
                      cheers=counts.get(item.id or 0, {}), mine=mine.get(item.id or 0, set()))
             for item in items]
+
+
+Row = TypeVar("Row", User, Goal, Milestone)
+
+
+def _by_id(session: Session, model: type[Row], ids: set[int | None]) -> dict[int | None, Row]:
+    """Rows of `model` by id, without a query when there are none to read."""
+    if not ids:
+        return {}
+    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(ids)))}
 
 
 def _public(view: ItemView) -> ItemPublic:
@@ -165,10 +172,10 @@ def _feed_page(error: DomainError | None = None, form: dict[str, str] | None = N
     tips = services.tips_that_worked(db_session, viewer=viewer, place=place) if before is None \
         else []
     reading = services.just_reading(db_session, member=viewer)
+    views = _views(db_session, viewer, items + tips)  # one set of reads for both lists
     return render_template(
-        "feed/feed.html", place=place, views=_views(db_session, viewer, items),
-        tips=_views(db_session, viewer, tips), cohorts=services.cohorts_for(db_session,
-                                                                           viewer=viewer),
+        "feed/feed.html", place=place, views=views[:len(items)], tips=views[len(items):],
+        cohorts=services.cohorts_for(db_session, viewer=viewer),
         last_seq=services.last_seq(db_session, cohort_id=place.cohort_id),
         next_before=items[-1].id if items and len(items) == size else None,
         before=before, just_reading=reading, cheer_labels=texts.CHEERS,

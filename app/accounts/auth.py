@@ -19,7 +19,7 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 from app.accounts import services, two_factor
 from app.accounts.exceptions import TwoFactorRequired
 from app.accounts.models import Role, User, UserSession
-from app.db import get_db, utcnow
+from app.db import SAFE_METHODS, get_db, get_session, utcnow
 from app.errors import NotFound, wants_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,13 +42,19 @@ def awaits_second_factor(user: User, record: UserSession) -> bool:
 
 
 def _cookie_session() -> tuple[UserSession, User] | None:
-    """The live server-side session named by this request's cookie, second factor or not."""
+    """The live server-side session named by this request's cookie, second factor or not.
+
+    A page or read is looked up through the request's own session (one connection for the whole
+    request); a change through a short read of its own, so that on SQLite the request's write
+    transaction does not begin before the route has checked the form."""
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         return None
-    db = get_db()
-    with db.session(write=False) as read:
-        return services.resolve_session(read, token=token, now=utcnow(), limits=session_limits())
+    now, limits = utcnow(), session_limits()
+    if request.method in SAFE_METHODS:
+        return services.resolve_session(get_session(), token=token, now=now, limits=limits)
+    with get_db().session(write=False) as read:
+        return services.resolve_session(read, token=token, now=now, limits=limits)
 
 
 def resolve_cookie_session() -> tuple[UserSession, User] | None:
