@@ -415,8 +415,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--cohort-size", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0,
-                        help="gunicorn threads per process (default: sockets per process + 200)")
+                        help="gunicorn threads per process (default: the sockets a process holds "
+                             "when one of its peers is down, + 200)")
     parser.add_argument("--part", choices=["all", "load", "faults"], default="all")
+    # Stopped with SIGTERM (a timeout, kill): still stop nginx, the app processes and Redis.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="hearten-cluster-load-"))
     database = f"postgresql://postgres@127.0.0.1:5432/hearten_load_{uuid.uuid4().hex[:8]}"
@@ -436,8 +439,9 @@ def main() -> None:
                                  "JOBS_IMMEDIATE": True})
 
         def cluster(processes: int) -> Cluster:
-            per_process = args.sockets // processes
-            threads = args.threads or per_process + 200
+            # Each process must hold its sockets plus those of a peer that goes down (a socket
+            # holds a thread): sockets / (N - 1), and room for requests.
+            threads = args.threads or args.sockets // max(1, processes - 1) + 200
             made = Cluster(workdir=workdir / f"p{processes}-{len(rows)}", database_url=database,
                            redis_url=redis_server.url, processes=processes, workers=1,
                            threads=threads, extra_env=dict(env))

@@ -91,8 +91,10 @@ class Follower:
         self.catch_ups = 0
         self.arrivals = arrivals
         self.gap: asyncio.Task[None] | None = None
-        self.client = socketio.AsyncClient(reconnection=True, reconnection_delay=0.3,
-                                           reconnection_delay_max=2, randomization_factor=0.5)
+        # Socket.IO's browser client's own pauses between reconnection attempts (live.js keeps
+        # them): 1 s growing to 5 s, each spread by half.
+        self.client = socketio.AsyncClient(reconnection=True, reconnection_delay=1,
+                                           reconnection_delay_max=5, randomization_factor=0.5)
         self.client.on("connect", self.on_connect)
         self.client.on("feed", self.on_feed)
         self.client.on("catch_up", self.on_catch_up_hint)
@@ -251,8 +253,17 @@ class Caller:
         self.csrf = ""
 
     async def start(self) -> None:
-        async with self.http.get(f"{self.url}/api/v1/csrf-token") as response:
-            self.csrf = (await response.json())["csrf_token"]
+        """The CSRF token, asked for again while the cluster is still settling (a 502 or 503)."""
+        for _ in range(60):
+            try:
+                async with self.http.get(f"{self.url}/api/v1/csrf-token") as response:
+                    if response.status == 200:
+                        self.csrf = (await response.json())["csrf_token"]
+                        return
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.5)
+        raise RuntimeError("no CSRF token within 30 s: is the cluster up?")
 
     async def _once(self, method: str, path: str,
                     body: dict[str, Any] | None) -> tuple[int, bytes]:
