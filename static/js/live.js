@@ -59,6 +59,8 @@ export async function start() {
   // Offline, the socket rests (no attempts bound to fail) and comes back with the network.
   addEventListener("offline", () => socket.disconnect());
   addEventListener("online", () => socket.connect());
+  // An attempt that failed because the phone went offline meanwhile: rest until it is back.
+  socket.on("connect_error", () => { if (!navigator.onLine) socket.disconnect(); });
   const labels = state()?.dataset || {};
   keepTimesFresh();
   socket.on("connect", () => { document.body.dataset.socket = "connected"; say(labels.on); });
